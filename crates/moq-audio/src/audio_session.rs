@@ -1,0 +1,55 @@
+//! Audio on a [`Session`]: publish an [`AudioProducer`], subscribe an [`AudioConsumer`], play it.
+//!
+//! A published audio broadcast at `path` holds two tracks: [`CATALOG_TRACK`] (hang catalog) and
+//! [`AUDIO_TRACK`] (Opus, legacy container, generation in the group sequence).
+
+use std::time::Duration;
+
+use crate::catalog::{self, AUDIO_TRACK, CATALOG_TRACK};
+use crate::consumer::{AudioConsumer, ConsumerOptions};
+use crate::producer::{AudioProducer, ProducerOptions};
+use crate::session::Session;
+use crate::Result;
+
+impl Session {
+    /// Publish an audio broadcast at `path` and return its producer.
+    ///
+    /// The catalog is written before this returns, so a subscriber that finds the broadcast
+    /// can read it at once.
+    ///
+    /// # Errors
+    /// [`crate::Error::InvalidInput`] for bad options, [`crate::Error::Moq`] if the path is taken.
+    pub fn publish_audio(&self, path: &str, options: ProducerOptions) -> Result<AudioProducer> {
+        options.validate()?;
+        let broadcast = self.publish_broadcast(path)?;
+        let catalog = catalog::build(
+            crate::opus::codec_rate(options.sample_rate),
+            options.channels,
+            options.bitrate,
+            options.frame_duration.as_ms(),
+        );
+        let catalog_track = broadcast.create_track(CATALOG_TRACK, hang::Catalog::default_track_info())?;
+        let mut writer = catalog_track.clone();
+        writer.write_frame(moq_net::Timestamp::now(), catalog.to_json()?.into_bytes())?;
+        let track = broadcast.create_track(
+            AUDIO_TRACK,
+            hang::container::track_info(hang::catalog::PRIORITY.audio),
+        )?;
+        let producer = AudioProducer::new(track, options)?;
+        producer.attach(Box::new((broadcast, catalog_track)));
+        Ok(producer)
+    }
+
+    /// Wait (up to `options.timeout`) for the audio broadcast at `path`, read its catalog and
+    /// subscribe to its Opus track.
+    ///
+    /// # Errors
+    /// [`crate::Error::Timeout`] if the broadcast or its catalog does not appear in time.
+    pub async fn subscribe_audio(&self, path: &str, options: ConsumerOptions) -> Result<AudioConsumer> {
+        let started = tokio::time::Instant::now();
+        let broadcast = self.consume_broadcast(path, options.timeout).await?;
+        let mut options = options;
+        options.timeout = options.timeout.saturating_sub(started.elapsed()).max(Duration::from_millis(1));
+        AudioConsumer::new(broadcast, options).await
+    }
+}

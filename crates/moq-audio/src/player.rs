@@ -1,0 +1,316 @@
+//! [`Player`]: renders what a listener hears, in real time, through the jitter buffer.
+//!
+//! A render clock advances with wall time in quanta (default 10 ms). Each quantum takes that
+//! much audio from the [`JitterBuffer`] (silence when there is none), appends it to an optional
+//! WAV file (so the file's sample index *is* the render clock), logs what was rendered, and
+//! every `report_interval` publishes a [`PlayoutReport`] on the feedback track, if one is given.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::consumer::{AudioConsumer, EndReason};
+use crate::feedback::PlayoutReport;
+use crate::jitter::{JitterBuffer, JitterOptions, JitterStats, Rendered};
+use crate::pcm::f32_to_i16;
+use crate::{Error, Result};
+
+/// Settings for [`Player`].
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct PlayerOptions {
+    /// Audio buffered before playout starts, default 40 ms.
+    pub target: Duration,
+    /// Fade-out at a flush, default 5 ms (at most 10 ms).
+    pub fade: Duration,
+    /// Write what is rendered to this WAV file (16-bit PCM at the consumer's rate).
+    pub wav_path: Option<PathBuf>,
+    /// Render quantum, default 10 ms (an audio device callback's usual period).
+    pub quantum: Duration,
+    /// How often playout is reported on the feedback track, default 50 ms.
+    pub report_interval: Duration,
+}
+
+impl Default for PlayerOptions {
+    fn default() -> Self {
+        Self {
+            target: Duration::from_millis(40),
+            fade: Duration::from_millis(5),
+            wav_path: None,
+            quantum: Duration::from_millis(10),
+            report_interval: Duration::from_millis(50),
+        }
+    }
+}
+
+/// A stretch of the render clock with one kind of content.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Segment {
+    /// First sample frame of the stretch on the render clock (= index in the WAV file).
+    pub start: u64,
+    /// Sample frames in the stretch.
+    pub frames: u64,
+    /// Generation rendered, `None` for silence.
+    pub generation: Option<u64>,
+    /// Media timestamp (µs) of the first sample, for audio.
+    pub ts_us: u64,
+    /// Whether this is the fade-out of a flushed generation.
+    pub fade: bool,
+}
+
+/// When the first frame of a generation reached the player.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Arrival {
+    /// The generation.
+    pub generation: u64,
+    /// Render clock (sample frames) when it arrived.
+    pub at_frame: u64,
+}
+
+/// What the player has done so far.
+#[derive(Clone, Debug, Default)]
+pub struct PlayerReport {
+    /// Sample rate of the render clock in Hz.
+    pub sample_rate: u32,
+    /// Channels rendered.
+    pub channels: u32,
+    /// Sample frames rendered (length of the WAV file).
+    pub rendered_frames: u64,
+    /// Everything rendered, as stretches.
+    pub segments: Vec<Segment>,
+    /// First arrival of each generation.
+    pub arrivals: Vec<Arrival>,
+    /// Jitter buffer counters.
+    pub stats: JitterStats,
+    /// (generation, media timestamp µs) just past the last sample rendered.
+    pub position: Option<(u64, u64)>,
+    /// How the track ended, once it has.
+    pub end: Option<EndReason>,
+    /// Whether the player has stopped.
+    pub stopped: bool,
+}
+
+/// Real-time playout of an [`AudioConsumer`].
+pub struct Player {
+    shared: Arc<Mutex<PlayerReport>>,
+    stop: watch::Sender<bool>,
+    done: watch::Receiver<bool>,
+    task: Option<JoinHandle<Result<()>>>,
+}
+
+impl Player {
+    /// Start playing `consumer` now. `feedback`: the track playout reports are written to (see
+    /// [`crate::feedback`]).
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a fade over 10 ms or a zero quantum; [`Error::Io`] if the WAV
+    /// file cannot be created.
+    pub fn start(
+        consumer: AudioConsumer,
+        options: PlayerOptions,
+        feedback: Option<moq_net::track::Producer>,
+    ) -> Result<Self> {
+        if options.fade > Duration::from_millis(10) {
+            return Err(Error::InvalidInput(format!("fade {:?} is over 10 ms", options.fade)));
+        }
+        if options.quantum.is_zero() || options.report_interval.is_zero() {
+            return Err(Error::InvalidInput("quantum and report interval must be > 0".into()));
+        }
+        let rate = consumer.sample_rate();
+        let channels = consumer.channels();
+        let wav = match &options.wav_path {
+            Some(path) => Some(
+                hound::WavWriter::create(
+                    path,
+                    hound::WavSpec {
+                        channels: channels as u16,
+                        sample_rate: rate,
+                        bits_per_sample: 16,
+                        sample_format: hound::SampleFormat::Int,
+                    },
+                )
+                .map_err(|e| Error::Io(std::io::Error::other(format!("{}: {e}", path.display()))))?,
+            ),
+            None => None,
+        };
+        let mut jopts = JitterOptions::new(rate, channels);
+        jopts.target_us = options.target.as_micros() as u64;
+        jopts.fade_us = options.fade.as_micros() as u64;
+        let shared = Arc::new(Mutex::new(PlayerReport {
+            sample_rate: rate,
+            channels,
+            ..PlayerReport::default()
+        }));
+        let (stop, stop_rx) = watch::channel(false);
+        let (done_tx, done) = watch::channel(false);
+        let task = tokio::spawn(run(
+            consumer,
+            JitterBuffer::new(jopts),
+            options,
+            wav,
+            feedback,
+            shared.clone(),
+            stop_rx,
+            done_tx,
+        ));
+        Ok(Self {
+            shared,
+            stop,
+            done,
+            task: Some(task),
+        })
+    }
+
+    /// A snapshot of what has been rendered so far.
+    pub fn report(&self) -> PlayerReport {
+        self.shared.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Wait until the track ended and everything buffered was rendered.
+    pub async fn wait(&mut self) -> Result<PlayerReport> {
+        let _ = self.done.wait_for(|d| *d).await;
+        self.join().await
+    }
+
+    /// Stop now (the WAV file is finalized) and return the final report.
+    pub async fn stop(&mut self) -> Result<PlayerReport> {
+        self.stop.send_replace(true);
+        self.join().await
+    }
+
+    async fn join(&mut self) -> Result<PlayerReport> {
+        if let Some(task) = self.task.take() {
+            match task.await {
+                Ok(res) => res?,
+                Err(e) => return Err(Error::Io(std::io::Error::other(format!("player task failed: {e}")))),
+            }
+        }
+        Ok(self.report())
+    }
+}
+
+impl Drop for Player {
+    fn drop(&mut self) {
+        self.stop.send_replace(true);
+    }
+}
+
+fn now_ms() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+}
+
+type Wav = hound::WavWriter<std::io::BufWriter<std::fs::File>>;
+
+#[allow(clippy::too_many_arguments)]
+async fn run(
+    mut consumer: AudioConsumer,
+    mut jitter: JitterBuffer,
+    options: PlayerOptions,
+    mut wav: Option<Wav>,
+    mut feedback: Option<moq_net::track::Producer>,
+    shared: Arc<Mutex<PlayerReport>>,
+    mut stop: watch::Receiver<bool>,
+    done: watch::Sender<bool>,
+) -> Result<()> {
+    let rate = consumer.sample_rate() as u64;
+    let ch = consumer.channels() as usize;
+    let start = Instant::now();
+    let mut rendered: u64 = 0;
+    let mut ticker = tokio::time::interval(options.quantum);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut last_report = Instant::now();
+    let mut last_sent: Option<(u64, u64, bool)> = None;
+    let mut ended = false;
+    let mut out = Vec::new();
+    let result = loop {
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => break Ok(()),
+            frame = consumer.next(), if !ended => match frame {
+                Ok(Some(frame)) => {
+                    let mut sh = shared.lock().unwrap_or_else(|e| e.into_inner());
+                    if !sh.arrivals.iter().any(|a| a.generation >= frame.generation) {
+                        sh.arrivals.push(Arrival { generation: frame.generation, at_frame: rendered });
+                    }
+                    drop(sh);
+                    jitter.push(frame.generation, frame.timestamp_us, &frame.pcm);
+                }
+                Ok(None) => {
+                    ended = true;
+                    shared.lock().unwrap_or_else(|e| e.into_inner()).end = consumer.end_reason();
+                }
+                Err(e) => tracing::warn!(%e, "skipping an undecodable frame"),
+            },
+            _ = ticker.tick() => {
+                let due = start.elapsed().as_micros() as u64 * rate / 1_000_000;
+                let n = due.saturating_sub(rendered) as usize;
+                if n == 0 { continue; }
+                out.resize(n * ch, 0.0);
+                let spans = jitter.render(&mut out);
+                if let Some(w) = &mut wav {
+                    for &s in &out {
+                        w.write_sample(f32_to_i16(s)).map_err(|e| Error::Io(std::io::Error::other(e.to_string())))?;
+                    }
+                }
+                let mut sh = shared.lock().unwrap_or_else(|e| e.into_inner());
+                log_spans(&mut sh.segments, rendered, &spans);
+                rendered += n as u64;
+                sh.rendered_frames = rendered;
+                sh.stats = jitter.stats().clone();
+                sh.position = jitter.last_rendered();
+                drop(sh);
+                if let (Some(track), Some((generation, ts_us))) = (&mut feedback, jitter.last_rendered()) {
+                    let playing = jitter.is_playing();
+                    let state = (generation, ts_us, playing);
+                    if last_sent != Some(state) && last_report.elapsed() >= options.report_interval {
+                        let report = PlayoutReport { listener: String::new(), generation, ts_us, playing, render_time_ms: now_ms() };
+                        if let Err(e) = track.write_frame(moq_net::Timestamp::now(), report.encode()) {
+                            tracing::warn!(%e, "playout feedback track closed");
+                            feedback = None;
+                        }
+                        last_sent = Some(state);
+                        last_report = Instant::now();
+                    }
+                }
+                if ended && !jitter.is_playing() && jitter.buffered_us() == 0 {
+                    break Ok(());
+                }
+            }
+        }
+    };
+    if let Some(w) = wav {
+        w.finalize().map_err(|e| Error::Io(std::io::Error::other(e.to_string())))?;
+    }
+    if let Some(track) = feedback {
+        let _ = track.finish();
+    }
+    shared.lock().unwrap_or_else(|e| e.into_inner()).stopped = true;
+    done.send_replace(true);
+    result
+}
+
+/// Append rendered spans to the segment log, merging contiguous stretches of the same kind.
+fn log_spans(segments: &mut Vec<Segment>, mut at: u64, spans: &[Rendered]) {
+    for span in spans {
+        let frames = span.frames as u64;
+        if let Some(last) = segments.last_mut() {
+            if last.generation == span.generation && last.fade == span.fade && last.start + last.frames == at {
+                last.frames += frames;
+                at += frames;
+                continue;
+            }
+        }
+        segments.push(Segment {
+            start: at,
+            frames,
+            generation: span.generation,
+            ts_us: span.ts_us,
+            fade: span.fade,
+        });
+        at += frames;
+    }
+}
