@@ -6,7 +6,6 @@
 //! every `report_interval` publishes a [`PlayoutReport`] on the feedback track, if one is given.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::watch;
@@ -95,7 +94,7 @@ pub struct PlayerReport {
 
 /// Real-time playout of an [`AudioConsumer`].
 pub struct Player {
-    shared: Arc<Mutex<PlayerReport>>,
+    shared: watch::Sender<PlayerReport>,
     stop: watch::Sender<bool>,
     done: watch::Receiver<bool>,
     task: Option<JoinHandle<Result<()>>>,
@@ -139,11 +138,12 @@ impl Player {
         let mut jopts = JitterOptions::new(rate, channels);
         jopts.target_us = options.target.as_micros() as u64;
         jopts.fade_us = options.fade.as_micros() as u64;
-        let shared = Arc::new(Mutex::new(PlayerReport {
+        let shared = watch::channel(PlayerReport {
             sample_rate: rate,
             channels,
             ..PlayerReport::default()
-        }));
+        })
+        .0;
         let (stop, stop_rx) = watch::channel(false);
         let (done_tx, done) = watch::channel(false);
         let task = tokio::spawn(run(
@@ -166,7 +166,15 @@ impl Player {
 
     /// A snapshot of what has been rendered so far.
     pub fn report(&self) -> PlayerReport {
-        self.shared.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.shared.borrow().clone()
+    }
+
+    /// Wait until `pred` holds for the report (it is re-checked after every render quantum), and
+    /// return that report.
+    pub async fn wait_until(&self, mut pred: impl FnMut(&PlayerReport) -> bool) -> PlayerReport {
+        let mut rx = self.shared.subscribe();
+        let r = rx.wait_for(|r| pred(r) || r.stopped).await;
+        r.map(|r| r.clone()).unwrap_or_else(|_| self.report())
     }
 
     /// Wait until the track ended and everything buffered was rendered.
@@ -213,7 +221,7 @@ async fn run(
     options: PlayerOptions,
     mut wav: Option<Wav>,
     mut feedback: Option<moq_net::track::Producer>,
-    shared: Arc<Mutex<PlayerReport>>,
+    shared: watch::Sender<PlayerReport>,
     mut stop: watch::Receiver<bool>,
     done: watch::Sender<bool>,
 ) -> Result<()> {
@@ -232,16 +240,18 @@ async fn run(
             _ = stop.wait_for(|s| *s) => break Ok(()),
             frame = consumer.next(), if !ended => match frame {
                 Ok(Some(frame)) => {
-                    let mut sh = shared.lock().unwrap_or_else(|e| e.into_inner());
-                    if !sh.arrivals.iter().any(|a| a.generation >= frame.generation) {
-                        sh.arrivals.push(Arrival { generation: frame.generation, at_frame: rendered });
-                    }
-                    drop(sh);
+                    shared.send_if_modified(|sh| {
+                        let first = !sh.arrivals.iter().any(|a| a.generation >= frame.generation);
+                        if first {
+                            sh.arrivals.push(Arrival { generation: frame.generation, at_frame: rendered });
+                        }
+                        first
+                    });
                     jitter.push(frame.generation, frame.timestamp_us, &frame.pcm);
                 }
                 Ok(None) => {
                     ended = true;
-                    shared.lock().unwrap_or_else(|e| e.into_inner()).end = consumer.end_reason();
+                    shared.send_modify(|sh| sh.end = consumer.end_reason());
                 }
                 Err(e) => tracing::warn!(%e, "skipping an undecodable frame"),
             },
@@ -256,13 +266,13 @@ async fn run(
                         w.write_sample(f32_to_i16(s)).map_err(|e| Error::Io(std::io::Error::other(e.to_string())))?;
                     }
                 }
-                let mut sh = shared.lock().unwrap_or_else(|e| e.into_inner());
-                log_spans(&mut sh.segments, rendered, &spans);
+                shared.send_modify(|sh| {
+                    log_spans(&mut sh.segments, rendered, &spans);
+                    sh.rendered_frames = rendered + n as u64;
+                    sh.stats = jitter.stats().clone();
+                    sh.position = jitter.last_rendered();
+                });
                 rendered += n as u64;
-                sh.rendered_frames = rendered;
-                sh.stats = jitter.stats().clone();
-                sh.position = jitter.last_rendered();
-                drop(sh);
                 if let (Some(track), Some((generation, ts_us))) = (&mut feedback, jitter.last_rendered()) {
                     let playing = jitter.is_playing();
                     let state = (generation, ts_us, playing);
@@ -288,7 +298,7 @@ async fn run(
     if let Some(track) = feedback {
         let _ = track.finish();
     }
-    shared.lock().unwrap_or_else(|e| e.into_inner()).stopped = true;
+    shared.send_modify(|sh| sh.stopped = true);
     done.send_replace(true);
     result
 }

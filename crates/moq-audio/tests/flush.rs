@@ -1,0 +1,128 @@
+//! End to end over real QUIC on loopback: write faster than real time, flush mid-utterance,
+//! write again; check what the consumer and the player got.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use moq_audio::{
+    AudioConsumer, ConnectOptions, ConsumerOptions, Pcm, Player, PlayerOptions, ProducerOptions, Server,
+    ServerOptions, Session, WriteOutcome,
+};
+
+const RATE: u32 = 24_000;
+
+fn tone(hz: f32, secs: f32) -> Vec<f32> {
+    let n = (RATE as f32 * secs) as usize;
+    (0..n)
+        .map(|i| 0.4 * (2.0 * std::f32::consts::PI * hz * i as f32 / RATE as f32).sin())
+        .collect()
+}
+
+async fn setup() -> (Server, Session, Session) {
+    let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let server = Server::bind(addr, ServerOptions::default()).await.unwrap();
+    let a = Session::connect(&server.url(), ConnectOptions::default()).await.unwrap();
+    let b = Session::connect(&server.url(), ConnectOptions::default()).await.unwrap();
+    (server, a, b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flush_cuts_the_old_generation_and_the_new_one_plays_at_once() {
+    let (server, publisher, listener) = setup().await;
+    let producer = publisher.publish_audio("bot", ProducerOptions::new(RATE, 1)).unwrap();
+    let consumer = listener.subscribe_audio("bot", ConsumerOptions::default()).await.unwrap();
+
+    // 5 s of speech-like audio at once: it waits in the producer's queue, not on the network.
+    assert_eq!(producer.write(Pcm::F32(&tone(440.0, 5.0))).await.unwrap(), WriteOutcome::Queued);
+    assert!(producer.queued() > Duration::from_millis(4_500), "{:?}", producer.queued());
+
+    let mut consumer = consumer;
+    // Wait until a second of generation 0 has arrived, then flush.
+    let mut received_us = 0;
+    while received_us < 1_000_000 {
+        let frame = consumer.next().await.unwrap().unwrap();
+        assert_eq!(frame.generation, 0);
+        received_us += frame.duration_us();
+    }
+    let report = producer.flush();
+    let flushed_at = Instant::now();
+    assert_eq!(report.generation, 1);
+    assert_eq!(producer.generation(), 1);
+    let dropped = report.dropped_pcm + report.dropped_encoded;
+    let accounted = dropped + report.sent;
+    assert!(
+        accounted.as_millis().abs_diff(5_000) <= 40,
+        "dropped {dropped:?} + sent {:?} should be the 5 s written",
+        report.sent
+    );
+    assert!(report.sent >= Duration::from_millis(1_000) && report.sent <= Duration::from_millis(1_200));
+
+    producer.write(Pcm::F32(&tone(880.0, 1.0))).await.unwrap();
+
+    // After the flush: at most the lead of old audio, then only generation 1.
+    let mut old_after_flush_us = 0;
+    let mut first_new = None;
+    let mut new_us = 0;
+    while new_us < 900_000 {
+        let frame = consumer.next().await.unwrap().unwrap();
+        match frame.generation {
+            0 => {
+                assert!(first_new.is_none(), "old generation after a new one");
+                old_after_flush_us += frame.duration_us();
+            }
+            1 => {
+                first_new.get_or_insert_with(|| flushed_at.elapsed());
+                new_us += frame.duration_us();
+            }
+            g => panic!("unexpected generation {g}"),
+        }
+    }
+    let lead_us = producer.options().lead.as_micros() as u64;
+    assert!(old_after_flush_us <= lead_us + 20_000, "{old_after_flush_us} µs of old audio after flush");
+    let first_new = first_new.unwrap();
+    assert!(first_new < Duration::from_millis(100), "new generation took {first_new:?}");
+
+    producer.finish().await.unwrap();
+    drop(server);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn player_renders_at_most_the_fade_of_old_audio_after_the_new_generation_arrives() {
+    let (server, publisher, listener) = setup().await;
+    let producer = publisher.publish_audio("bot", ProducerOptions::new(RATE, 1)).unwrap();
+    let consumer: AudioConsumer = listener.subscribe_audio("bot", ConsumerOptions::default()).await.unwrap();
+    let dir = std::env::temp_dir().join(format!("moq-audio-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let wav = dir.join("heard.wav");
+    let mut options = PlayerOptions::default();
+    options.wav_path = Some(wav.clone());
+    let mut player = Player::start(consumer, options, None).unwrap();
+
+    producer.write(Pcm::F32(&tone(440.0, 3.0))).await.unwrap();
+    // Flush once the listener has rendered 1 s of generation 0.
+    player
+        .wait_until(|r| r.segments.iter().filter(|s| s.generation == Some(0)).map(|s| s.frames).sum::<u64>() >= RATE as u64)
+        .await;
+    producer.flush();
+    producer.write(Pcm::F32(&tone(880.0, 1.0))).await.unwrap();
+    producer.finish().await.unwrap();
+    let report = tokio::time::timeout(Duration::from_secs(10), player.wait()).await.unwrap().unwrap();
+
+    let arrival = report.arrivals.iter().find(|a| a.generation == 1).expect("generation 1 arrived").at_frame;
+    let old_after: u64 = report
+        .segments
+        .iter()
+        .filter(|s| s.generation == Some(0) && s.start + s.frames > arrival)
+        .map(|s| s.start + s.frames - arrival.max(s.start))
+        .sum();
+    let fade = RATE as u64 * 5 / 1000;
+    let quantum = RATE as u64 * 10 / 1000;
+    assert!(old_after <= fade + quantum, "{old_after} frames of old audio after the new generation arrived");
+    let new: u64 = report.segments.iter().filter(|s| s.generation == Some(1)).map(|s| s.frames).sum();
+    assert!(new >= RATE as u64 * 95 / 100, "only {new} frames of the new generation rendered");
+    // The WAV file is the render clock.
+    let reader = hound::WavReader::open(&wav).unwrap();
+    assert_eq!(reader.len() as u64, report.rendered_frames);
+    let _ = std::fs::remove_dir_all(&dir);
+    drop(server);
+}
