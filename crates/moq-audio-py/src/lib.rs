@@ -1,1 +1,34 @@
+//! Python bindings for moq-audio: the `moq_audio._native` module.
+//!
+//! Thin by design: conversion of Python values, releasing the GIL, mapping errors. Every
+//! behaviour lives in the `moq-audio` crate. The Python package (`python/moq_audio`) wraps these
+//! classes in async context managers and documents them in `_native.pyi`.
 
+mod errors;
+mod pcm;
+mod producer;
+mod consumer;
+mod player;
+mod session;
+
+use pyo3::prelude::*;
+
+/// The `moq_audio._native` module.
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    errors::register(m)?;
+    m.add_class::<producer::AudioProducer>()?;
+    m.add_class::<producer::FlushReport>()?;
+    m.add_class::<producer::MarkEvent>()?;
+    m.add_class::<producer::MarkEvents>()?;
+    m.add_class::<consumer::AudioConsumer>()?;
+    m.add_class::<consumer::AudioFrame>()?;
+    m.add_class::<player::Player>()?;
+    m.add_class::<session::NativeServer>()?;
+    m.add_class::<session::NativeSession>()?;
+    m.add_function(wrap_pyfunction!(session::serve, m)?)?;
+    m.add_function(wrap_pyfunction!(session::connect, m)?)?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("GENERATION_SHIFT", moq_audio::generation::GENERATION_SHIFT)?;
+    Ok(())
+}

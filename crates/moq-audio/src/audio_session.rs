@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use crate::catalog::{self, AUDIO_TRACK, CATALOG_TRACK};
 use crate::consumer::{AudioConsumer, ConsumerOptions};
+use crate::feedback::{FEEDBACK_TRACK, LISTENERS_PREFIX};
+use crate::player::{Player, PlayerOptions};
 use crate::producer::{AudioProducer, ProducerOptions};
 use crate::session::Session;
 use crate::Result;
@@ -37,6 +39,7 @@ impl Session {
         )?;
         let producer = AudioProducer::new(track, options)?;
         producer.attach(Box::new((broadcast, catalog_track)));
+        tokio::spawn(crate::feedback::collect(self.remote(), path.to_string(), producer.sink()));
         Ok(producer)
     }
 
@@ -52,4 +55,35 @@ impl Session {
         options.timeout = options.timeout.saturating_sub(started.elapsed()).max(Duration::from_millis(1));
         AudioConsumer::new(broadcast, options).await
     }
+
+    /// Subscribe to the audio broadcast at `path` and play it with a [`Player`] that reports
+    /// its playout on a feedback broadcast `<path>/listeners/<listener>` (see
+    /// [`crate::feedback`]), so the producer's marks and flush reports use real playout.
+    ///
+    /// `listener`: the listener id; `None` picks a unique one. Returns the player and the id.
+    ///
+    /// # Errors
+    /// As [`Session::subscribe_audio`] and [`Player::start`].
+    pub async fn play_audio(
+        &self,
+        path: &str,
+        consumer: ConsumerOptions,
+        player: PlayerOptions,
+        listener: Option<String>,
+    ) -> Result<(Player, String)> {
+        let audio = self.subscribe_audio(path, consumer).await?;
+        let id = listener.unwrap_or_else(unique_listener_id);
+        let broadcast = self.publish_broadcast(&format!("{path}/{LISTENERS_PREFIX}/{id}"))?;
+        let track = broadcast.create_track(FEEDBACK_TRACK, None)?;
+        let mut player = Player::start(audio, player, Some(track))?;
+        player.attach(Box::new(broadcast));
+        Ok((player, id))
+    }
+}
+
+/// `py-<pid>-<n>`: unique within the process, readable in logs.
+fn unique_listener_id() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("listener-{}-{n}", std::process::id())
 }

@@ -8,8 +8,12 @@
 //! wall clock (ms since the Unix epoch) when it rendered it. The producer subscribes to every
 //! broadcast under its `listeners/` prefix and feeds reports to its [`crate::marks::MarkTracker`].
 
+use std::collections::HashSet;
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 
+use crate::producer::ProducerSink;
 use crate::{Error, Result};
 
 /// Name of the feedback track in a listener's broadcast.
@@ -53,6 +57,72 @@ impl PlayoutReport {
         report.listener = listener.to_string();
         Ok(report)
     }
+}
+
+/// How often pending marks are checked against the mark timeout.
+const EXPIRE_CHECK: Duration = Duration::from_millis(250);
+
+/// Collect the playout reports of every listener under `<path>/listeners/` for `sink` until the
+/// producer closes. Listeners may come and go; each is read on its own task.
+pub(crate) async fn collect(remote: moq_net::origin::Consumer, path: String, sink: ProducerSink) {
+    let mut patterns = moq_net::Patterns::new();
+    patterns.insert(moq_net::Pattern::all());
+    let scoped = match remote.scope(format!("{path}/{LISTENERS_PREFIX}"), &patterns) {
+        Ok(scoped) => scoped,
+        Err(e) => {
+            tracing::warn!(%e, "cannot watch for listeners; marks will resolve as unknown");
+            return;
+        }
+    };
+    let mut announced = scoped.announced();
+    let mut seen = HashSet::new();
+    let mut readers = tokio::task::JoinSet::new();
+    let mut tick = tokio::time::interval(EXPIRE_CHECK);
+    let timeout = sink.mark_timeout();
+    loop {
+        tokio::select! {
+            update = announced.next() => {
+                let Some(update) = update else { break };
+                let id = update.prefix.to_string();
+                if update.kind.is_active() && seen.insert(id.clone()) {
+                    readers.spawn(read_listener(scoped.clone(), id, sink.clone()));
+                }
+            }
+            Some(done) = readers.join_next() => {
+                if let Ok(id) = done {
+                    seen.remove(&id); // it may come back
+                }
+            }
+            _ = tick.tick() => {
+                if sink.is_closed() {
+                    break;
+                }
+                sink.expire_marks(timeout);
+            }
+        }
+    }
+}
+
+/// Read one listener's reports until its broadcast ends; returns its id.
+async fn read_listener(scoped: moq_net::origin::Consumer, id: String, sink: ProducerSink) -> String {
+    let result: Result<()> = async {
+        let broadcast = scoped.routed_broadcast(id.as_str()).await?;
+        let mut track = broadcast.track(FEEDBACK_TRACK)?.subscribe(None).await?;
+        while let Some(mut group) = track.recv_group().await? {
+            while let Some(frame) = group.read_frame().await? {
+                match PlayoutReport::decode(&id, &frame.payload) {
+                    Ok(report) => sink.report_playout(report),
+                    Err(e) => tracing::debug!(%e, listener = %id, "ignoring a bad playout report"),
+                }
+            }
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::debug!(%e, listener = %id, "listener feedback ended");
+    }
+    id
 }
 
 #[cfg(test)]

@@ -56,7 +56,7 @@ pub use consumer::{AudioConsumer, AudioFrame, ConsumerOptions, EndReason};
 pub use error::{Error, Result};
 pub use marks::{Heard, MarkEvent, MarkState};
 pub use pcm::Pcm;
-pub use player::{Player, PlayerOptions};
+pub use player::{Player, PlayerHandle, PlayerOptions, PlayerReport};
 pub use producer::{AudioProducer, FlushReport, ProducerOptions, WriteOutcome};
 pub use server::{Server, ServerOptions};
 pub use session::{ConnectOptions, Session};

@@ -98,6 +98,7 @@ pub struct Player {
     stop: watch::Sender<bool>,
     done: watch::Receiver<bool>,
     task: Option<JoinHandle<Result<()>>>,
+    attached: Vec<Box<dyn std::any::Any + Send + Sync>>,
 }
 
 impl Player {
@@ -161,7 +162,21 @@ impl Player {
             stop,
             done,
             task: Some(task),
+            attached: Vec::new(),
         })
+    }
+
+    /// A cloneable handle for reading reports and stopping the player from elsewhere.
+    pub fn handle(&self) -> PlayerHandle {
+        PlayerHandle {
+            report: self.shared.subscribe(),
+            stop: self.stop.clone(),
+        }
+    }
+
+    /// Keep `thing` alive as long as the player (e.g. its feedback broadcast).
+    pub fn attach(&mut self, thing: Box<dyn std::any::Any + Send + Sync>) {
+        self.attached.push(thing);
     }
 
     /// A snapshot of what has been rendered so far.
@@ -171,10 +186,8 @@ impl Player {
 
     /// Wait until `pred` holds for the report (it is re-checked after every render quantum), and
     /// return that report.
-    pub async fn wait_until(&self, mut pred: impl FnMut(&PlayerReport) -> bool) -> PlayerReport {
-        let mut rx = self.shared.subscribe();
-        let r = rx.wait_for(|r| pred(r) || r.stopped).await;
-        r.map(|r| r.clone()).unwrap_or_else(|_| self.report())
+    pub async fn wait_until(&self, pred: impl FnMut(&PlayerReport) -> bool) -> PlayerReport {
+        self.handle().wait_until(pred).await
     }
 
     /// Wait until the track ended and everything buffered was rendered.
@@ -197,6 +210,32 @@ impl Player {
             }
         }
         Ok(self.report())
+    }
+}
+
+/// Reads a [`Player`]'s reports and stops it, without owning it.
+#[derive(Clone)]
+pub struct PlayerHandle {
+    report: watch::Receiver<PlayerReport>,
+    stop: watch::Sender<bool>,
+}
+
+impl PlayerHandle {
+    /// A snapshot of what has been rendered so far.
+    pub fn report(&self) -> PlayerReport {
+        self.report.borrow().clone()
+    }
+
+    /// Ask the player to stop (it finalizes its WAV file and ends).
+    pub fn request_stop(&self) {
+        self.stop.send_replace(true);
+    }
+
+    /// Wait until `pred` holds for the report, re-checked after every render quantum.
+    pub async fn wait_until(&self, mut pred: impl FnMut(&PlayerReport) -> bool) -> PlayerReport {
+        let mut rx = self.report.clone();
+        let r = rx.wait_for(|r| pred(r) || r.stopped).await;
+        r.map(|r| r.clone()).unwrap_or_else(|_| self.report())
     }
 }
 

@@ -53,6 +53,10 @@ pub struct ProducerOptions {
     /// Opus frames per MoQ group. Default 5 (100 ms at 20 ms frames): a flush resets at most the
     /// unsent part of one group, and a late joiner starts at most one group back.
     pub group_frames: u32,
+    /// A pending mark resolves `unknown` when no listener reported playout for this long while
+    /// it waited (a listener that left, or none at all). Default 5 s: well over the feedback
+    /// interval (50 ms) plus a jitter buffer and network delay.
+    pub mark_timeout: Duration,
 }
 
 impl ProducerOptions {
@@ -97,6 +101,7 @@ impl Default for ProducerOptions {
             lead: Duration::from_millis(60),
             capacity: Duration::from_secs(30),
             group_frames: 5,
+            mark_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -204,6 +209,29 @@ impl Shared {
 
     fn codec_us(&self, samples: usize) -> u64 {
         crate::pcm::samples_to_us(samples, self.codec_rate, self.options.channels)
+    }
+}
+
+/// The producer as seen by its feedback task: reports in, marks expired, without keeping the
+/// producer alive (dropping the last [`AudioProducer`] still cancels it).
+#[derive(Clone)]
+pub(crate) struct ProducerSink(Arc<Shared>);
+
+impl ProducerSink {
+    pub(crate) fn report_playout(&self, report: crate::feedback::PlayoutReport) {
+        self.0.lock().marks.report(report, Instant::now());
+    }
+
+    pub(crate) fn expire_marks(&self, timeout: Duration) {
+        self.0.lock().marks.expire(Instant::now(), timeout);
+    }
+
+    pub(crate) fn mark_timeout(&self) -> Duration {
+        self.0.options.mark_timeout
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        matches!(self.0.lock().status, Status::Finished | Status::Cancelled)
     }
 }
 
@@ -426,21 +454,51 @@ impl AudioProducer {
         st.marks.add(id, generation, at_us)
     }
 
+    /// Wait until mark `id` resolves and return how.
+    ///
+    /// Returns at once for a mark that already resolved (the last 1 024 are remembered).
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] if no mark `id` is pending or recently resolved.
+    pub async fn wait_mark(&self, id: &str) -> Result<MarkEvent> {
+        let mut rx = {
+            let st = self.shared.lock();
+            if let Some(event) = st.marks.resolved(id) {
+                return Ok(event);
+            }
+            if !st.marks.is_pending(id) {
+                return Err(Error::InvalidInput(format!("no mark {id:?}")));
+            }
+            // Subscribed under the lock that resolutions take: none can slip past.
+            st.marks.subscribe()
+        };
+        loop {
+            match rx.recv().await {
+                Ok(event) if event.id == id => return Ok(event),
+                Ok(_) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    if let Some(event) = self.shared.lock().marks.resolved(id) {
+                        return Ok(event);
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return Err(Error::Closed("dropped")),
+            }
+        }
+    }
+
     /// Subscribe to mark resolutions (and feedback) of this producer.
     pub fn mark_events(&self) -> tokio::sync::broadcast::Receiver<MarkEvent> {
         self.shared.lock().marks.subscribe()
     }
 
-    /// Feed a listener's playout report into the mark tracker (see [`crate::feedback`]).
+    /// Feed a listener's playout report into the mark tracker. [`crate::Session::publish_audio`]
+    /// does this for every listener that publishes feedback (see [`crate::feedback`]).
     pub fn report_playout(&self, report: crate::feedback::PlayoutReport) {
-        let mut st = self.shared.lock();
-        st.marks.report(report, Instant::now());
+        self.sink().report_playout(report);
     }
 
-    /// Resolve pending marks whose listener has been silent for too long as `unknown`.
-    pub fn expire_marks(&self, timeout: Duration) {
-        let mut st = self.shared.lock();
-        st.marks.expire(Instant::now(), timeout);
+    pub(crate) fn sink(&self) -> ProducerSink {
+        ProducerSink(self.shared.clone())
     }
 
     /// Play out everything queued, then end the track cleanly. Writes fail afterwards.

@@ -45,7 +45,10 @@ pub struct ServerOptions {
 
 impl Default for ServerOptions {
     fn default() -> Self {
-        Self { websocket: true, static_dir: None }
+        Self {
+            websocket: true,
+            static_dir: None,
+        }
     }
 }
 
@@ -101,19 +104,33 @@ impl Server {
         let mut attempt = 1;
         let (listener, http, ws_internal) = loop {
             let (listener, ws_internal) = listen_moq(addr, options.websocket).await?;
-            let quic = listener
-                .local_addr()
-                .map_err(|err| Error::Connection(format!("QUIC listener on {addr} has no address: {}", chain(&err))))?;
+            let quic = listener.local_addr().map_err(|err| {
+                Error::Connection(format!(
+                    "QUIC listener on {addr} has no address: {}",
+                    chain(&err)
+                ))
+            })?;
             let tcp = SocketAddr::new(addr.ip(), quic.port());
             match TcpListener::bind(tcp).await {
                 Ok(http) => break (listener, http, ws_internal),
-                Err(err) if addr.port() == 0 && err.kind() == io::ErrorKind::AddrInUse && attempt < BIND_ATTEMPTS => {
+                Err(err)
+                    if addr.port() == 0
+                        && err.kind() == io::ErrorKind::AddrInUse
+                        && attempt < BIND_ATTEMPTS =>
+                {
                     attempt += 1;
                 }
-                Err(err) => return Err(io_error(err.kind(), format!("binding HTTP (TCP) on {tcp}: {err}"))),
+                Err(err) => {
+                    return Err(io_error(
+                        err.kind(),
+                        format!("binding HTTP (TCP) on {tcp}: {err}"),
+                    ))
+                }
             }
         };
-        let local_addr = listener.local_addr().map_err(|err| Error::Connection(chain(&err)))?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|err| Error::Connection(chain(&err)))?;
         let fingerprint = listener
             .certificates()
             .fingerprints()
@@ -132,7 +149,8 @@ impl Server {
         let http_task = tokio::spawn(run_http(http, http_state));
 
         let url_host = SocketAddr::new(loopback_if_unspecified(local_addr.ip()), local_addr.port());
-        let url = Url::parse(&format!("http://{url_host}/")).expect("a socket address makes a valid URL");
+        let url =
+            Url::parse(&format!("http://{url_host}/")).expect("a socket address makes a valid URL");
         Ok(Server {
             local_addr,
             url,
@@ -168,12 +186,14 @@ impl Server {
             return None;
         }
         let mut url = self.url.clone();
-        url.set_scheme("ws").expect("http and ws are both special schemes");
+        url.set_scheme("ws")
+            .expect("http and ws are both special schemes");
         Some(url)
     }
 
     /// The server's origin: publish or consume broadcasts in-process, without a session.
-    /// Paths are absolute (a client at `http://host:port/room` sees `x` as `room/x`).
+    /// Paths here are absolute: a broadcast at `room/x` is `x` to a client connected at
+    /// `http://host:port/room`, and `room/x` to one connected at the root.
     pub fn origin(&self) -> origin::Producer {
         self.origin.clone()
     }
@@ -198,14 +218,20 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        for task in [self.http_task.take(), self.moq_task.take()].into_iter().flatten() {
+        for task in [self.http_task.take(), self.moq_task.take()]
+            .into_iter()
+            .flatten()
+        {
             task.abort();
         }
     }
 }
 
 /// Bind the QUIC listener (and the internal WebSocket listener the HTTP port proxies to).
-async fn listen_moq(addr: SocketAddr, websocket: bool) -> Result<(moq_tokio::Listener, Option<SocketAddr>)> {
+async fn listen_moq(
+    addr: SocketAddr,
+    websocket: bool,
+) -> Result<(moq_tokio::Listener, Option<SocketAddr>)> {
     let mut listen = moq_tokio::listen::Config::default();
     listen.bind = Some(moq_tokio::listen::Bind::Addr(addr));
     listen.tls.generate = vec!["localhost".into()];
@@ -220,22 +246,39 @@ async fn listen_moq(addr: SocketAddr, websocket: bool) -> Result<(moq_tokio::Lis
         let internal = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
         let ws = moq_tokio::websocket::Listener::bind(internal)
             .await
-            .map_err(|err| io_error(io::ErrorKind::Other, format!("binding the WebSocket listener: {}", chain(&err))))?;
-        ws_internal = Some(ws.local_addr().map_err(|err| Error::Connection(chain(&err)))?);
+            .map_err(|err| {
+                io_error(
+                    io::ErrorKind::Other,
+                    format!("binding the WebSocket listener: {}", chain(&err)),
+                )
+            })?;
+        ws_internal = Some(
+            ws.local_addr()
+                .map_err(|err| Error::Connection(chain(&err)))?,
+        );
         config.websocket = Some(ws);
     }
-    let server = config
-        .init()
-        .map_err(|err| io_error(io_kind(&err), format!("binding QUIC (UDP) on {addr}: {}", chain(&err))))?;
-    let listener = server
-        .listen()
-        .await
-        .map_err(|err| Error::Connection(format!("starting the MoQ listener on {addr}: {}", chain(&err))))?;
+    let server = config.init().map_err(|err| {
+        io_error(
+            io_kind(&err),
+            format!("binding QUIC (UDP) on {addr}: {}", chain(&err)),
+        )
+    })?;
+    let listener = server.listen().await.map_err(|err| {
+        Error::Connection(format!(
+            "starting the MoQ listener on {addr}: {}",
+            chain(&err)
+        ))
+    })?;
     Ok((listener, ws_internal))
 }
 
 /// Accept MoQ sessions until told to stop, then close the listener and every session.
-async fn run_moq(mut listener: moq_tokio::Listener, origin: origin::Producer, mut stop: oneshot::Receiver<()>) {
+async fn run_moq(
+    mut listener: moq_tokio::Listener,
+    origin: origin::Producer,
+    mut stop: oneshot::Receiver<()>,
+) {
     let mut sessions = JoinSet::new();
     loop {
         tokio::select! {
@@ -264,7 +307,12 @@ async fn serve_session(request: moq_tokio::server::Request, origin: origin::Prod
             return;
         }
     };
-    match request.with_publisher(scoped.consume()).with_subscriber(scoped).ok().await {
+    match request
+        .with_publisher(scoped.consume())
+        .with_subscriber(scoped)
+        .ok()
+        .await
+    {
         Ok(session) => {
             let err = session.closed().await;
             tracing::debug!(%err, %path, "session closed");
@@ -304,30 +352,64 @@ async fn run_http(listener: TcpListener, state: Arc<HttpState>) {
 /// Answer one HTTP/1.1 request (then close), or proxy a WebSocket upgrade.
 async fn handle_http(mut stream: TcpStream, state: Arc<HttpState>) {
     let mut buf = Vec::with_capacity(1024);
-    let head_len = match tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut stream, &mut buf)).await {
+    let head_len = match tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut stream, &mut buf)).await
+    {
         Ok(Ok(Some(len))) => len,
-        Ok(Ok(None)) => return respond(&mut stream, "431 Request Header Fields Too Large", "text/plain", b"", false).await,
+        Ok(Ok(None)) => {
+            return respond(
+                &mut stream,
+                "431 Request Header Fields Too Large",
+                "text/plain",
+                b"",
+                false,
+            )
+            .await
+        }
         Ok(Err(_)) | Err(_) => return,
     };
     let head = String::from_utf8_lossy(&buf[..head_len]).into_owned();
     let mut lines = head.split("\r\n");
     let mut request_line = lines.next().unwrap_or_default().split(' ');
-    let (method, target) = (request_line.next().unwrap_or_default(), request_line.next().unwrap_or_default());
-    let upgrade = lines.filter_map(|line| line.split_once(':')).any(|(name, value)| {
-        name.trim().eq_ignore_ascii_case("upgrade") && value.trim().eq_ignore_ascii_case("websocket")
-    });
+    let (method, target) = (
+        request_line.next().unwrap_or_default(),
+        request_line.next().unwrap_or_default(),
+    );
+    let upgrade = lines
+        .filter_map(|line| line.split_once(':'))
+        .any(|(name, value)| {
+            name.trim().eq_ignore_ascii_case("upgrade")
+                && value.trim().eq_ignore_ascii_case("websocket")
+        });
 
     if upgrade {
         match state.websocket {
             Some(ws) => proxy(stream, &buf, ws).await,
-            None => respond(&mut stream, "404 Not Found", "text/plain", b"no WebSocket here\n", false).await,
+            None => {
+                respond(
+                    &mut stream,
+                    "404 Not Found",
+                    "text/plain",
+                    b"no WebSocket here\n",
+                    false,
+                )
+                .await
+            }
         }
         return;
     }
     let head_only = match method {
         "GET" => false,
         "HEAD" => true,
-        _ => return respond(&mut stream, "405 Method Not Allowed", "text/plain", b"", false).await,
+        _ => {
+            return respond(
+                &mut stream,
+                "405 Method Not Allowed",
+                "text/plain",
+                b"",
+                false,
+            )
+            .await
+        }
     };
     let path = target.split(['?', '#']).next().unwrap_or_default();
     if path == "/certificate.sha256" {
@@ -335,8 +417,19 @@ async fn handle_http(mut stream: TcpStream, state: Arc<HttpState>) {
         return respond(&mut stream, "200 OK", "text/plain", body, head_only).await;
     }
     match read_static(state.static_dir.clone(), path.to_owned()).await {
-        Some((body, content_type)) => respond(&mut stream, "200 OK", content_type, &body, head_only).await,
-        None => respond(&mut stream, "404 Not Found", "text/plain", b"not found\n", head_only).await,
+        Some((body, content_type)) => {
+            respond(&mut stream, "200 OK", content_type, &body, head_only).await
+        }
+        None => {
+            respond(
+                &mut stream,
+                "404 Not Found",
+                "text/plain",
+                b"not found\n",
+                head_only,
+            )
+            .await
+        }
     }
 }
 
@@ -352,6 +445,11 @@ async fn read_head(stream: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<Opti
         if stream.read_buf(buf).await? == 0 {
             return Err(io::ErrorKind::UnexpectedEof.into());
         }
+        // Not HTTP (e.g. a TLS ClientHello from a `wss://` dial): hang up at once so the
+        // peer fails fast instead of waiting for a response that never comes.
+        if !buf[0].is_ascii_uppercase() {
+            return Err(io::ErrorKind::InvalidData.into());
+        }
     }
 }
 
@@ -366,7 +464,13 @@ async fn proxy(mut client: TcpStream, already_read: &[u8], ws: SocketAddr) {
 }
 
 /// Write a complete response and close the connection.
-async fn respond(stream: &mut TcpStream, status: &str, content_type: &str, body: &[u8], head_only: bool) {
+async fn respond(
+    stream: &mut TcpStream,
+    status: &str,
+    content_type: &str,
+    body: &[u8],
+    head_only: bool,
+) {
     let head = format!(
         "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
          Access-Control-Allow-Origin: *\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n",
@@ -406,7 +510,11 @@ async fn read_static(dir: Option<PathBuf>, path: String) -> Option<(Vec<u8>, &'s
 
 /// The Content-Type for a static file, by extension.
 fn content_type(path: &Path) -> &'static str {
-    match path.extension().and_then(|e| e.to_str()).unwrap_or_default() {
+    match path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or_default()
+    {
         "html" | "htm" => "text/html; charset=utf-8",
         "js" | "mjs" => "text/javascript; charset=utf-8",
         "css" => "text/css; charset=utf-8",

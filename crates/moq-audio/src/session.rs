@@ -68,7 +68,9 @@ struct Inner {
 
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Session").field("url", &self.inner.url).finish_non_exhaustive()
+        f.debug_struct("Session")
+            .field("url", &self.inner.url)
+            .finish_non_exhaustive()
     }
 }
 
@@ -100,20 +102,23 @@ impl Session {
         }
         let timeout = options.timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT);
         if timeout.is_zero() {
-            return Err(Error::InvalidInput("connect timeout must be greater than zero".into()));
+            return Err(Error::InvalidInput(
+                "connect timeout must be greater than zero".into(),
+            ));
         }
 
         let mut config = moq_tokio::connect::Config::default();
         config.timeout = timeout;
         config.once = Some(true);
         if let Some(fingerprint) = &options.fingerprint {
-            let bytes = moq_tokio::tls::parse_fingerprint(fingerprint)
-                .map_err(|err| Error::InvalidInput(format!("certificate fingerprint {fingerprint:?}: {err}")))?;
+            let bytes = moq_tokio::tls::parse_fingerprint(fingerprint).map_err(|err| {
+                Error::InvalidInput(format!("certificate fingerprint {fingerprint:?}: {err}"))
+            })?;
             config.tls.fingerprint = vec![hex::encode(bytes)];
         }
-        let client = config
-            .init(Default::default())
-            .map_err(|err| Error::Connection(format!("creating the client for {shown}: {}", chain(&err))))?;
+        let client = config.init(Default::default()).map_err(|err| {
+            Error::Connection(format!("creating the client for {shown}: {}", chain(&err)))
+        })?;
 
         let publish = moq_tokio::origin::spawn();
         let subscribe = moq_tokio::origin::spawn();
@@ -127,9 +132,16 @@ impl Session {
         let connection = match tokio::time::timeout(timeout, connecting).await {
             Ok(Ok(connection)) => connection,
             Ok(Err(moq_tokio::Error::ConnectTimeout(_))) | Err(_) => {
-                return Err(Error::Timeout(format!("connecting to {shown} ({timeout:?})")))
+                return Err(Error::Timeout(format!(
+                    "connecting to {shown} ({timeout:?})"
+                )))
             }
-            Ok(Err(err)) => return Err(Error::Connection(format!("connecting to {shown}: {}", chain(&err)))),
+            Ok(Err(err)) => {
+                return Err(Error::Connection(format!(
+                    "connecting to {shown}: {}",
+                    chain(&err)
+                )))
+            }
         };
 
         Ok(Session {
@@ -162,7 +174,11 @@ impl Session {
     ///
     /// Errors with [`Error::Timeout`] when it is not announced in time, [`Error::Connection`]
     /// when the session ends first, [`Error::Moq`] for an invalid path.
-    pub async fn consume_broadcast(&self, path: &str, timeout: Duration) -> Result<broadcast::Consumer> {
+    pub async fn consume_broadcast(
+        &self,
+        path: &str,
+        timeout: Duration,
+    ) -> Result<broadcast::Consumer> {
         let consumer = self.inner.subscribe.consume();
         let routed = tokio::time::timeout(timeout, consumer.routed_broadcast(path));
         tokio::select! {
@@ -190,15 +206,26 @@ impl Session {
     }
 
     /// Resolve when the connection has ended: `Ok` after [`Session::close`] (once it is
-    /// done) or a clean close by the server, [`Error::Connection`] when it ended with an
-    /// error (server gone, network error, idle timeout).
+    /// done); otherwise [`Error::Connection`] saying why (server closed or went away,
+    /// network error, idle timeout). A session is never redialed.
     pub async fn closed(&self) -> Result<()> {
         let res = self.inner.connection.closed().await;
         if self.inner.closing.load(Ordering::SeqCst) {
-            let _ = self.inner.closed.subscribe().wait_for(|closed| *closed).await;
+            let _ = self
+                .inner
+                .closed
+                .subscribe()
+                .wait_for(|closed| *closed)
+                .await;
             return Ok(());
         }
-        res.map_err(|err| Error::Connection(format!("session with {} ended: {}", self.inner.url, chain(&err))))
+        res.map_err(|err| {
+            Error::Connection(format!(
+                "session with {} ended: {}",
+                self.inner.url,
+                chain(&err)
+            ))
+        })
     }
 }
 
@@ -240,4 +267,11 @@ fn display_url(url: &Url) -> String {
     shown.set_query(None);
     shown.set_fragment(None);
     shown.to_string()
+}
+
+impl Session {
+    /// The broadcasts the server announces to this session (relative to the URL path).
+    pub(crate) fn remote(&self) -> origin::Consumer {
+        self.inner.subscribe.consume()
+    }
 }

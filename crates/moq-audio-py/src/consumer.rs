@@ -1,0 +1,139 @@
+//! `AudioConsumer` and `AudioFrame` for Python.
+
+use std::sync::Arc;
+
+use numpy::{PyArray1, PyArrayMethods};
+use pyo3::prelude::*;
+use tokio::sync::Mutex;
+
+use crate::errors::to_py;
+
+/// Decoded audio frames of a broadcast: `async for frame in consumer`.
+#[pyclass(module = "moq_audio._native", frozen)]
+pub struct AudioConsumer {
+    /// Taken by `Session.play_audio` when a Player takes the consumer over.
+    pub inner: Arc<Mutex<Option<moq_audio::AudioConsumer>>>,
+    pub sample_rate: u32,
+    pub channels: u32,
+}
+
+impl AudioConsumer {
+    pub fn new(inner: moq_audio::AudioConsumer) -> Self {
+        Self {
+            sample_rate: inner.sample_rate(),
+            channels: inner.channels(),
+            inner: Arc::new(Mutex::new(Some(inner))),
+        }
+    }
+}
+
+#[pymethods]
+impl AudioConsumer {
+    fn __aiter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __anext__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let inner = self.inner.clone();
+        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+            let mut guard = inner.lock().await;
+            let Some(consumer) = guard.as_mut() else {
+                return Err(pyo3::exceptions::PyStopAsyncIteration::new_err(()));
+            };
+            match consumer.next().await.map_err(to_py)? {
+                Some(frame) => Ok(AudioFrame { inner: frame }),
+                None => Err(pyo3::exceptions::PyStopAsyncIteration::new_err(())),
+            }
+        })
+    }
+
+    /// Output sample rate in Hz.
+    #[getter]
+    fn sample_rate(&self) -> u32 {
+        self.sample_rate
+    }
+
+    /// Output channels.
+    #[getter]
+    fn channels(&self) -> u32 {
+        self.channels
+    }
+
+    /// How the track ended: None while live, else "finished", "cancelled" or "failed: <why>".
+    #[getter]
+    fn end_reason(&self) -> Option<String> {
+        let guard = self.inner.try_lock().ok()?;
+        let reason = guard.as_ref()?.end_reason()?;
+        Some(match reason {
+            moq_audio::EndReason::Finished => "finished".into(),
+            moq_audio::EndReason::Cancelled => "cancelled".into(),
+            moq_audio::EndReason::Failed(why) => format!("failed: {why}"),
+        })
+    }
+
+    /// Stop consuming (unsubscribes). Iteration ends.
+    fn close(&self) {
+        if let Ok(mut guard) = self.inner.try_lock() {
+            guard.take();
+        }
+    }
+}
+
+/// One decoded frame.
+#[pyclass(module = "moq_audio._native", frozen)]
+pub struct AudioFrame {
+    inner: moq_audio::AudioFrame,
+}
+
+#[pymethods]
+impl AudioFrame {
+    /// numpy float32 array, shape (n, channels), values in [-1, 1].
+    #[getter]
+    fn pcm<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let ch = self.inner.channels as usize;
+        let n = self.inner.pcm.len() / ch;
+        let array = PyArray1::from_vec(py, self.inner.pcm.clone());
+        Ok(array.reshape([n, ch])?.into_any())
+    }
+
+    /// Sample rate of `pcm` in Hz.
+    #[getter]
+    fn sample_rate(&self) -> u32 {
+        self.inner.sample_rate
+    }
+
+    /// Channels of `pcm`.
+    #[getter]
+    fn channels(&self) -> u32 {
+        self.inner.channels
+    }
+
+    /// Generation of the frame.
+    #[getter]
+    fn generation(&self) -> u64 {
+        self.inner.generation
+    }
+
+    /// Media timestamp of the first sample, µs.
+    #[getter]
+    fn timestamp_us(&self) -> u64 {
+        self.inner.timestamp_us
+    }
+
+    /// Duration in ms.
+    #[getter]
+    fn duration_ms(&self) -> f64 {
+        self.inner.duration_us() as f64 / 1000.0
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "AudioFrame(generation={}, timestamp_us={}, samples={}, sample_rate={}, channels={})",
+            self.inner.generation,
+            self.inner.timestamp_us,
+            self.inner.pcm.len() / self.inner.channels as usize,
+            self.inner.sample_rate,
+            self.inner.channels
+        )
+    }
+}

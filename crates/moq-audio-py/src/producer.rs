@@ -1,0 +1,278 @@
+//! `AudioProducer`, `FlushReport`, `MarkEvent` for Python.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use pyo3::prelude::*;
+use tokio::sync::Mutex;
+
+use crate::errors::{awaitable, detach, runtime, to_py};
+use crate::pcm::extract;
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Publishes PCM as paced Opus on a MoQ track; `flush()` drops everything not yet heard.
+#[pyclass(module = "moq_audio._native", frozen)]
+pub struct AudioProducer {
+    pub inner: moq_audio::AudioProducer,
+}
+
+#[pymethods]
+impl AudioProducer {
+    /// Queue `pcm`, waiting (without blocking the event loop) while the queue is full.
+    /// Returns an awaitable of `True` when all of it was queued, `False` when a flush dropped
+    /// (part of) it meanwhile.
+    fn write<'py>(&self, py: Python<'py>, pcm: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let pending = self.prepare(py, pcm)?;
+        let inner = self.inner.clone();
+        awaitable(py, async move {
+            Ok(inner.write_prepared(pending).await? == moq_audio::WriteOutcome::Queued)
+        })
+    }
+
+    /// Like `write` but blocking the calling thread (the GIL is released while it waits).
+    fn write_blocking(&self, py: Python<'_>, pcm: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let pending = self.prepare(py, pcm)?;
+        let inner = self.inner.clone();
+        detach(py, move || {
+            Ok(runtime().block_on(inner.write_prepared(pending))? == moq_audio::WriteOutcome::Queued)
+        })
+    }
+
+    /// Drop everything not yet played and start a new generation. Instant; any thread.
+    fn flush(&self, py: Python<'_>) -> FlushReport {
+        let inner = self.inner.clone();
+        let report = py.detach(move || inner.flush());
+        FlushReport::from(report)
+    }
+
+    /// Pin `id` to the current write position.
+    fn mark(&self, id: &str) -> PyResult<()> {
+        self.inner.mark(id).map_err(to_py)
+    }
+
+    /// Awaitable of the `MarkEvent` of mark `id` (at once if it already resolved).
+    #[pyo3(signature = (id, timeout=None))]
+    fn wait_mark<'py>(&self, py: Python<'py>, id: String, timeout: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
+        let inner = self.inner.clone();
+        awaitable(py, async move {
+            let wait = inner.wait_mark(&id);
+            let event = match timeout {
+                Some(t) => tokio::time::timeout(Duration::from_secs_f64(t), wait)
+                    .await
+                    .map_err(|_| moq_audio::Error::Timeout(format!("mark {id:?} ({t} s)")))??,
+                None => wait.await?,
+            };
+            Ok(MarkEvent::from(event))
+        })
+    }
+
+    /// An async iterator of `MarkEvent`s resolved from now on.
+    fn marks(&self) -> MarkEvents {
+        MarkEvents {
+            rx: Arc::new(Mutex::new(self.inner.mark_events())),
+        }
+    }
+
+    /// Awaitable: play out what is queued, then end the track cleanly.
+    fn finish<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let inner = self.inner.clone();
+        awaitable(py, async move { inner.finish().await })
+    }
+
+    /// Drop everything and end the track with an error code.
+    fn cancel(&self, py: Python<'_>) {
+        let inner = self.inner.clone();
+        py.detach(move || inner.cancel());
+    }
+
+    /// Current generation (0 at start, +1 per flush).
+    #[getter]
+    fn generation(&self) -> u64 {
+        self.inner.generation()
+    }
+
+    /// Audio queued and not yet handed to the network, in ms.
+    #[getter]
+    fn queued_ms(&self) -> f64 {
+        ms(self.inner.queued())
+    }
+
+    /// Input sample rate in Hz.
+    #[getter]
+    fn sample_rate(&self) -> u32 {
+        self.inner.options().sample_rate
+    }
+
+    /// Input channels.
+    #[getter]
+    fn channels(&self) -> u32 {
+        self.inner.options().channels
+    }
+
+    /// Opus sample rate in Hz.
+    #[getter]
+    fn codec_rate(&self) -> u32 {
+        self.inner.codec_rate()
+    }
+
+    /// Pacing lead in ms.
+    #[getter]
+    fn lead_ms(&self) -> f64 {
+        ms(self.inner.options().lead)
+    }
+
+    /// Whether finish() completed or cancel() was called.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.inner.is_closed()
+    }
+
+    fn __repr__(&self) -> String {
+        let o = self.inner.options();
+        format!(
+            "AudioProducer(sample_rate={}, channels={}, generation={}, queued_ms={:.0})",
+            o.sample_rate,
+            o.channels,
+            self.inner.generation(),
+            ms(self.inner.queued())
+        )
+    }
+}
+
+impl AudioProducer {
+    fn prepare(&self, py: Python<'_>, pcm: &Bound<'_, PyAny>) -> PyResult<moq_audio::producer::PendingWrite> {
+        let owned = extract(pcm, self.inner.options().channels)?;
+        let inner = self.inner.clone();
+        detach(py, move || inner.prepare(owned.as_pcm()))
+    }
+}
+
+/// What a flush dropped and how far the listener got.
+#[pyclass(module = "moq_audio._native", frozen, get_all)]
+pub struct FlushReport {
+    /// The new generation.
+    pub generation: u64,
+    /// ms dropped from the PCM queue (never encoded).
+    pub dropped_pcm_ms: f64,
+    /// ms dropped as encoded Opus frames not yet sent.
+    pub dropped_encoded_ms: f64,
+    /// ms of the flushed generation already handed to the network.
+    pub sent_ms: f64,
+    /// How far into the flushed generation the listener had rendered (max over listeners), ms.
+    pub heard_ms: f64,
+    /// True when `heard_ms` is the sender's estimate (no listener feedback yet).
+    pub heard_estimated: bool,
+    /// Per listener id, ms rendered into the flushed generation.
+    pub heard_per_listener: HashMap<String, f64>,
+}
+
+impl From<moq_audio::FlushReport> for FlushReport {
+    fn from(r: moq_audio::FlushReport) -> Self {
+        Self {
+            generation: r.generation,
+            dropped_pcm_ms: ms(r.dropped_pcm),
+            dropped_encoded_ms: ms(r.dropped_encoded),
+            sent_ms: ms(r.sent),
+            heard_ms: r.heard.ms,
+            heard_estimated: r.heard.estimated,
+            heard_per_listener: r.heard.per_listener.into_iter().collect(),
+        }
+    }
+}
+
+#[pymethods]
+impl FlushReport {
+    /// ms dropped in total (PCM + encoded).
+    #[getter]
+    fn dropped_ms(&self) -> f64 {
+        self.dropped_pcm_ms + self.dropped_encoded_ms
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "FlushReport(generation={}, dropped_pcm_ms={:.0}, dropped_encoded_ms={:.0}, sent_ms={:.0}, heard_ms={:.0}{})",
+            self.generation,
+            self.dropped_pcm_ms,
+            self.dropped_encoded_ms,
+            self.sent_ms,
+            self.heard_ms,
+            if self.heard_estimated { " (estimated)" } else { "" }
+        )
+    }
+}
+
+/// How a mark resolved.
+#[pyclass(module = "moq_audio._native", frozen, get_all)]
+pub struct MarkEvent {
+    /// The mark id.
+    pub id: String,
+    /// "played", "flushed" or "unknown".
+    pub state: String,
+    /// Generation the mark was made in.
+    pub generation: u64,
+    /// ms into that generation the mark pins.
+    pub position_ms: f64,
+    /// Listener that played it (state "played").
+    pub listener: Option<String>,
+    /// Listener's wall clock (ms since the Unix epoch) when it rendered the mark (state "played").
+    pub render_time_ms: Option<f64>,
+}
+
+impl From<moq_audio::MarkEvent> for MarkEvent {
+    fn from(e: moq_audio::MarkEvent) -> Self {
+        let (state, listener, render_time_ms) = match e.state {
+            moq_audio::MarkState::Played {
+                listener,
+                render_time_ms,
+            } => ("played", Some(listener), Some(render_time_ms)),
+            moq_audio::MarkState::Flushed => ("flushed", None, None),
+            _ => ("unknown", None, None),
+        };
+        Self {
+            id: e.id,
+            state: state.to_string(),
+            generation: e.generation,
+            position_ms: e.position_us as f64 / 1000.0,
+            listener,
+            render_time_ms,
+        }
+    }
+}
+
+#[pymethods]
+impl MarkEvent {
+    fn __repr__(&self) -> String {
+        format!("MarkEvent(id={:?}, state={:?}, position_ms={:.0})", self.id, self.state, self.position_ms)
+    }
+}
+
+/// Async iterator of mark resolutions.
+#[pyclass(module = "moq_audio._native", frozen)]
+pub struct MarkEvents {
+    rx: Arc<Mutex<tokio::sync::broadcast::Receiver<moq_audio::MarkEvent>>>,
+}
+
+#[pymethods]
+impl MarkEvents {
+    fn __aiter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __anext__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let rx = self.rx.clone();
+        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+            let mut rx = rx.lock().await;
+            loop {
+                match rx.recv().await {
+                    Ok(e) => return Ok(MarkEvent::from(e)),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(_) => return Err(pyo3::exceptions::PyStopAsyncIteration::new_err(())),
+                }
+            }
+        })
+    }
+}

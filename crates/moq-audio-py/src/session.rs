@@ -1,0 +1,210 @@
+//! The embedded server and client sessions for Python.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use tokio::sync::Mutex;
+
+use crate::consumer::AudioConsumer;
+use crate::errors::{awaitable, runtime, to_py};
+use crate::player::Player;
+use crate::producer::AudioProducer;
+
+/// A running embedded MoQ server (create with `serve()`).
+#[pyclass(module = "moq_audio._native", frozen)]
+pub struct NativeServer {
+    inner: Arc<Mutex<Option<moq_audio::Server>>>,
+    #[pyo3(get)]
+    url: String,
+    #[pyo3(get)]
+    fingerprint: String,
+    #[pyo3(get)]
+    port: u16,
+    #[pyo3(get)]
+    websocket_url: Option<String>,
+}
+
+#[pymethods]
+impl NativeServer {
+    /// Awaitable: stop listening and close every session. Idempotent.
+    fn close<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let inner = self.inner.clone();
+        awaitable(py, async move {
+            if let Some(server) = inner.lock().await.take() {
+                server.close().await;
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Awaitable of a `NativeServer` bound to `addr` ("127.0.0.1:0" picks a free port).
+#[pyfunction]
+#[pyo3(signature = (addr, static_dir=None, websocket=true))]
+pub fn serve<'py>(
+    py: Python<'py>,
+    addr: &str,
+    static_dir: Option<PathBuf>,
+    websocket: bool,
+) -> PyResult<Bound<'py, PyAny>> {
+    let addr: SocketAddr = addr
+        .parse()
+        .map_err(|e| PyValueError::new_err(format!("bad address {addr:?} (want host:port): {e}")))?;
+    let mut options = moq_audio::ServerOptions::default().with_websocket(websocket);
+    if let Some(dir) = static_dir {
+        options = options.with_static_dir(dir);
+    }
+    awaitable(py, async move {
+        let server = moq_audio::Server::bind(addr, options).await?;
+        Ok(NativeServer {
+            url: server.url().to_string(),
+            fingerprint: server.fingerprint(),
+            port: server.local_addr().port(),
+            websocket_url: server.websocket_url().map(|u| u.to_string()),
+            inner: Arc::new(Mutex::new(Some(server))),
+        })
+    })
+}
+
+/// A MoQ client session (create with `connect()`).
+#[pyclass(module = "moq_audio._native", frozen)]
+pub struct NativeSession {
+    inner: moq_audio::Session,
+    #[pyo3(get)]
+    url: String,
+}
+
+/// Awaitable of a `NativeSession` connected to `url`.
+#[pyfunction]
+#[pyo3(signature = (url, fingerprint=None, timeout=10.0))]
+pub fn connect<'py>(
+    py: Python<'py>,
+    url: &str,
+    fingerprint: Option<String>,
+    timeout: f64,
+) -> PyResult<Bound<'py, PyAny>> {
+    let parsed = url::Url::parse(url).map_err(|e| PyValueError::new_err(format!("bad URL {url:?}: {e}")))?;
+    if !(timeout > 0.0) {
+        return Err(PyValueError::new_err(format!("timeout must be > 0 s, got {timeout}")));
+    }
+    let mut options = moq_audio::ConnectOptions::default().with_timeout(Duration::from_secs_f64(timeout));
+    if let Some(fp) = fingerprint {
+        options = options.with_fingerprint(fp);
+    }
+    let url = url.to_string();
+    awaitable(py, async move {
+        let inner = moq_audio::Session::connect(&parsed, options).await?;
+        Ok(NativeSession { inner, url })
+    })
+}
+
+fn duration_ms(name: &str, ms: f64) -> PyResult<Duration> {
+    if !(ms >= 0.0) || !ms.is_finite() {
+        return Err(PyValueError::new_err(format!("{name} must be a finite number of ms >= 0, got {ms}")));
+    }
+    Ok(Duration::from_secs_f64(ms / 1000.0))
+}
+
+#[pymethods]
+impl NativeSession {
+    /// Publish an audio broadcast at `path`; see the stub for the arguments.
+    #[pyo3(signature = (path, sample_rate, channels=1, frame_ms=20, bitrate=None, lead_ms=60.0, capacity_ms=30000.0, group_frames=5, mark_timeout_ms=5000.0))]
+    #[allow(clippy::too_many_arguments)]
+    fn publish_audio(
+        &self,
+        py: Python<'_>,
+        path: &str,
+        sample_rate: u32,
+        channels: u32,
+        frame_ms: u32,
+        bitrate: Option<u32>,
+        lead_ms: f64,
+        capacity_ms: f64,
+        group_frames: u32,
+        mark_timeout_ms: f64,
+    ) -> PyResult<AudioProducer> {
+        let mut options = moq_audio::ProducerOptions::new(sample_rate, channels);
+        options.frame_duration = moq_audio::opus::FrameDuration::from_ms(frame_ms).map_err(to_py)?;
+        options.bitrate = bitrate;
+        options.lead = duration_ms("lead_ms", lead_ms)?;
+        options.capacity = duration_ms("capacity_ms", capacity_ms)?;
+        options.group_frames = group_frames;
+        options.mark_timeout = duration_ms("mark_timeout_ms", mark_timeout_ms)?;
+        let session = self.inner.clone();
+        let path = path.to_string();
+        py.detach(move || {
+            let _guard = runtime().enter();
+            session.publish_audio(&path, options)
+        })
+        .map(|inner| AudioProducer { inner })
+        .map_err(to_py)
+    }
+
+    /// Awaitable of an `AudioConsumer` of the audio broadcast at `path`.
+    #[pyo3(signature = (path, sample_rate=None, timeout=10.0))]
+    fn subscribe_audio<'py>(
+        &self,
+        py: Python<'py>,
+        path: String,
+        sample_rate: Option<u32>,
+        timeout: f64,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let mut options = moq_audio::ConsumerOptions::default();
+        options.sample_rate = sample_rate;
+        options.timeout = duration_ms("timeout", timeout * 1000.0)?;
+        let session = self.inner.clone();
+        awaitable(py, async move {
+            let consumer = session.subscribe_audio(&path, options).await?;
+            Ok(AudioConsumer::new(consumer))
+        })
+    }
+
+    /// Awaitable of a `Player` of the audio broadcast at `path`, reporting playout feedback.
+    #[pyo3(signature = (path, wav_path=None, sample_rate=None, target_ms=40.0, fade_ms=5.0, timeout=10.0, listener_id=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn play_audio<'py>(
+        &self,
+        py: Python<'py>,
+        path: String,
+        wav_path: Option<PathBuf>,
+        sample_rate: Option<u32>,
+        target_ms: f64,
+        fade_ms: f64,
+        timeout: f64,
+        listener_id: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let mut consumer = moq_audio::ConsumerOptions::default();
+        consumer.sample_rate = sample_rate;
+        consumer.timeout = duration_ms("timeout", timeout * 1000.0)?;
+        let mut player = moq_audio::PlayerOptions::default();
+        player.wav_path = wav_path;
+        player.target = duration_ms("target_ms", target_ms)?;
+        player.fade = duration_ms("fade_ms", fade_ms)?;
+        let session = self.inner.clone();
+        awaitable(py, async move {
+            let (player, id) = session.play_audio(&path, consumer, player, listener_id).await?;
+            let handle = player.handle();
+            Ok(Player {
+                inner: Arc::new(Mutex::new(player)),
+                handle,
+                listener_id: id,
+            })
+        })
+    }
+
+    /// Close the session (idempotent).
+    fn close(&self) {
+        let _guard = runtime().enter();
+        self.inner.close();
+    }
+
+    /// Awaitable that resolves when the connection has ended.
+    fn closed<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let session = self.inner.clone();
+        awaitable(py, async move { session.closed().await })
+    }
+}

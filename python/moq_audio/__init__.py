@@ -1,0 +1,275 @@
+"""moq-audio: interruptible voice for agents over Media over QUIC.
+
+A voice agent writes TTS PCM to an :class:`AudioProducer`; it is encoded to Opus and paced onto a
+MoQ track. When the listener barges in, :meth:`AudioProducer.flush` drops everything not yet
+heard (the producer's queue, the unsent part of groups in flight and, in-band by generation,
+the listener's jitter buffer) without closing the track, and reports how far the listener got.
+
+Quick start::
+
+    import moq_audio
+
+    async with moq_audio.Server("127.0.0.1:0") as server:          # embedded MoQ server
+        async with moq_audio.connect(server.url) as session:
+            bot = session.publish_audio("bot", sample_rate=24_000)
+            await bot.write(pcm)               # numpy int16/float32 or s16le bytes
+            bot.mark("sentence-1")
+            report = bot.flush()               # instant; report.heard_ms
+
+Errors: bad input raises :class:`ValueError`; everything else derives from
+:class:`MoqAudioError` (:class:`ConnectError`, :class:`ClosedError`, :class:`WireError`,
+:class:`MoqTimeoutError`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Generator, Optional
+
+from . import _native
+from ._native import (
+    GENERATION_SHIFT,
+    AudioConsumer,
+    AudioFrame,
+    AudioProducer,
+    ClosedError,
+    ConnectError,
+    FlushReport,
+    MarkEvent,
+    MoqAudioError,
+    MoqTimeoutError,
+    Player,
+    WireError,
+    __version__,
+)
+from .transcript import truncate_text
+
+__all__ = [
+    "GENERATION_SHIFT",
+    "AudioConsumer",
+    "AudioFrame",
+    "AudioProducer",
+    "ClosedError",
+    "ConnectError",
+    "FlushReport",
+    "MarkEvent",
+    "MoqAudioError",
+    "MoqTimeoutError",
+    "Player",
+    "Server",
+    "Session",
+    "WireError",
+    "__version__",
+    "connect",
+    "truncate_text",
+    "web_root",
+]
+
+
+def web_root() -> Optional[Path]:
+    """Directory of the built browser listener (``web-demo/dist``), or None if not built.
+
+    Looked up in ``$MOQ_AUDIO_WEB_ROOT``, then next to the package (wheel installs), then in
+    the source tree (editable installs).
+    """
+    candidates = []
+    if os.environ.get("MOQ_AUDIO_WEB_ROOT"):
+        candidates.append(Path(os.environ["MOQ_AUDIO_WEB_ROOT"]))
+    here = Path(__file__).resolve().parent
+    candidates += [here / "web", here.parent.parent / "web-demo" / "dist"]
+    for c in candidates:
+        if (c / "index.html").is_file():
+            return c
+    return None
+
+
+class Server:
+    """The embedded MoQ server: QUIC/WebTransport on a UDP port and, on the TCP port with the
+    same number, HTTP serving ``/certificate.sha256`` (the self-signed certificate's SHA-256,
+    which ``http://`` clients pin) and optionally static files (the browser listener).
+
+    Use as ``async with Server("127.0.0.1:0") as server:``; ``server.url`` is what
+    :func:`connect` takes. Port 0 picks a free port.
+
+    Raises :class:`ValueError` for a bad address and :class:`MoqAudioError` when binding fails.
+    """
+
+    def __init__(
+        self,
+        addr: str = "127.0.0.1:0",
+        *,
+        static_dir: "str | os.PathLike[str] | None" = None,
+        websocket: bool = True,
+    ) -> None:
+        self._addr = addr
+        self._static_dir = None if static_dir is None else os.fspath(static_dir)
+        self._websocket = websocket
+        self._native: Optional[_native.NativeServer] = None
+
+    async def start(self) -> "Server":
+        """Bind and start serving. Returns self."""
+        if self._native is None:
+            self._native = await _native.serve(self._addr, self._static_dir, self._websocket)
+        return self
+
+    def _running(self) -> "_native.NativeServer":
+        if self._native is None:
+            raise MoqAudioError("the server is not started: use `async with Server(...)` or `await server.start()`")
+        return self._native
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:PORT/``: the URL clients connect to."""
+        return self._running().url
+
+    @property
+    def fingerprint(self) -> str:
+        """Lowercase hex SHA-256 of the server's certificate (for ``https://`` pinning)."""
+        return self._running().fingerprint
+
+    @property
+    def port(self) -> int:
+        """The UDP (QUIC) and TCP (HTTP) port number."""
+        return self._running().port
+
+    @property
+    def websocket_url(self) -> Optional[str]:
+        """URL of the WebSocket fallback listener, if any."""
+        return self._running().websocket_url
+
+    async def close(self) -> None:
+        """Stop listening and close every session. Idempotent."""
+        if self._native is not None:
+            await self._native.close()
+
+    async def __aenter__(self) -> "Server":
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        state = self._native.url if self._native else "not started"
+        return f"Server({state})"
+
+
+class Session:
+    """A MoQ client session. Get one from :func:`connect`."""
+
+    def __init__(self, native: "_native.NativeSession") -> None:
+        self._native = native
+
+    @property
+    def url(self) -> str:
+        """The URL this session connected to."""
+        return self._native.url
+
+    def publish_audio(
+        self,
+        path: str,
+        sample_rate: int = 48_000,
+        channels: int = 1,
+        *,
+        frame_ms: int = 20,
+        bitrate: Optional[int] = None,
+        lead_ms: float = 60.0,
+        capacity_ms: float = 30_000.0,
+        group_frames: int = 5,
+        mark_timeout_ms: float = 5_000.0,
+    ) -> AudioProducer:
+        """Publish an audio broadcast at ``path`` (hang catalog + Opus track).
+
+        Args:
+            path: broadcast path, relative to the session URL.
+            sample_rate: input rate in Hz, 8000..48000 (22050, 44100 ... are resampled to 48 kHz).
+            channels: 1 or 2.
+            frame_ms: Opus frame duration: 10, 20, 40 or 60 ms.
+            bitrate: Opus bitrate in bits/s (6000..510000); None lets libopus choose.
+            lead_ms: how far ahead of the playout clock frames go to the network.
+            capacity_ms: audio queued before ``write`` waits (default 30 s).
+            group_frames: Opus frames per MoQ group.
+            mark_timeout_ms: a pending mark resolves "unknown" after this long without feedback.
+
+        Raises:
+            ValueError: for an argument out of range.
+            ConnectError: if the path is already published on this session.
+        """
+        return self._native.publish_audio(
+            path, sample_rate, channels, frame_ms, bitrate, lead_ms, capacity_ms, group_frames, mark_timeout_ms
+        )
+
+    async def subscribe_audio(
+        self, path: str, *, sample_rate: Optional[int] = None, timeout: float = 10.0
+    ) -> AudioConsumer:
+        """Subscribe to the audio broadcast at ``path``; iterate the result for :class:`AudioFrame`.
+
+        Raises :class:`MoqTimeoutError` if the broadcast or its catalog does not appear within
+        ``timeout`` seconds, :class:`WireError` if it carries no Opus audio.
+        """
+        return await self._native.subscribe_audio(path, sample_rate, timeout)
+
+    async def play_audio(
+        self,
+        path: str,
+        *,
+        wav_path: "str | os.PathLike[str] | None" = None,
+        sample_rate: Optional[int] = None,
+        target_ms: float = 40.0,
+        fade_ms: float = 5.0,
+        timeout: float = 10.0,
+        listener_id: Optional[str] = None,
+    ) -> Player:
+        """Play the audio broadcast at ``path`` in real time like a listener would, optionally
+        writing what is heard to ``wav_path``, and publish playout feedback so the producer's
+        marks and flush reports reflect what was actually rendered.
+        """
+        wav = None if wav_path is None else os.fspath(wav_path)
+        return await self._native.play_audio(path, wav, sample_rate, target_ms, fade_ms, timeout, listener_id)
+
+    async def close(self) -> None:
+        """Close the session and wait until it is closed. Idempotent."""
+        self._native.close()
+        try:
+            await self._native.closed()
+        except ConnectError:
+            pass
+
+    async def __aenter__(self) -> "Session":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        return f"Session({self._native.url})"
+
+
+class connect:
+    """Connect to a MoQ server or relay: ``session = await connect(url)`` or
+    ``async with connect(url) as session``.
+
+    ``http://`` URLs fetch ``/certificate.sha256`` and pin it (the embedded server, a local
+    ``moq-relay``); ``https://`` URLs use the system roots, or only ``fingerprint`` (hex SHA-256)
+    when given. Raises :class:`ValueError` for a bad URL, :class:`ConnectError` when the server
+    cannot be reached, :class:`MoqTimeoutError` after ``timeout`` seconds.
+    """
+
+    def __init__(self, url: str, *, fingerprint: Optional[str] = None, timeout: float = 10.0) -> None:
+        self._args = (url, fingerprint, timeout)
+        self._session: Optional[Session] = None
+
+    async def _connect(self) -> Session:
+        native = await _native.connect(*self._args)
+        self._session = Session(native)
+        return self._session
+
+    def __await__(self) -> Generator[Any, None, Session]:
+        return self._connect().__await__()
+
+    async def __aenter__(self) -> Session:
+        return await self._connect()
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._session is not None:
+            await self._session.close()
