@@ -162,6 +162,7 @@ class PlayerStats(TypedDict):
     late_frames: int
     flushed_frames: int
     underruns: int
+    skipped_frames: int
 
 class PlayerReport(TypedDict):
     sample_rate: int

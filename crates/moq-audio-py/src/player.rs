@@ -38,6 +38,7 @@ fn report_dict<'py>(py: Python<'py>, r: &moq_audio::PlayerReport) -> PyResult<Bo
     stats.set_item("late_frames", r.stats.late_frames)?;
     stats.set_item("flushed_frames", r.stats.flushed_frames)?;
     stats.set_item("underruns", r.stats.underruns)?;
+    stats.set_item("skipped_frames", r.stats.skipped_frames)?;
     d.set_item("stats", stats)?;
     let segments = PyList::empty(py);
     for s in &r.segments {

@@ -86,7 +86,6 @@ async fn main() -> anyhow::Result<()> {
     let server = Server::bind(args.addr, ServerOptions::default().with_static_dir(&args.static_dir)).await?;
     println!("listening {} fingerprint={}", server.url(), server.fingerprint());
 
-    tokio::spawn(watch_listeners(server.origin()));
     tokio::spawn(watch_user(server.origin()));
 
     let session = Session::connect(&server.url(), ConnectOptions::default()).await?;
@@ -103,6 +102,7 @@ async fn main() -> anyhow::Result<()> {
     let mut transcript = broadcast.create_track("transcript.json", moq_net::track::Info::default())?;
     let producer = AudioProducer::new(track, options)?;
     producer.attach(Box::new((broadcast, catalog_track)));
+    tokio::spawn(watch_listeners(server.origin(), producer.clone()));
 
     let started = Instant::now();
     loop {
@@ -133,8 +133,9 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-/// Print the playout reports of every listener under `bot/listeners/` (every 20th, plus changes).
-async fn watch_listeners(origin: origin::Producer) {
+/// Print the playout reports of every listener under `bot/listeners/` (every 20th, plus changes)
+/// and feed them to the producer, so its flush reports say how far the browser got.
+async fn watch_listeners(origin: origin::Producer, producer: AudioProducer) {
     let consumer = origin.consume();
     let mut announced = consumer.announced();
     let prefix = format!("bot/{LISTENERS_PREFIX}/");
@@ -146,6 +147,7 @@ async fn watch_listeners(origin: origin::Producer) {
         let id = path[prefix.len()..].to_string();
         println!("listener {id} announced");
         let consumer = consumer.clone();
+        let producer = producer.clone();
         tokio::spawn(async move {
             let res: anyhow::Result<()> = async {
                 let broadcast = consumer.routed_broadcast(path.as_str()).await?;
@@ -162,12 +164,16 @@ async fn watch_listeners(origin: origin::Producer) {
                             );
                         }
                         last_generation = Some(report.generation);
+                        producer.report_playout(report);
                     }
                 }
                 Ok(())
             }
             .await;
-            println!("listener {id} gone: {res:?}");
+            match res {
+                Ok(()) => println!("listener {id} gone"),
+                Err(e) => println!("listener {id} gone: {e:#}"),
+            }
         });
     }
 }
@@ -208,7 +214,10 @@ async fn watch_user(origin: origin::Producer) {
             Ok(())
         }
         .await;
-        println!("user gone: {res:?}");
+        match res {
+            Ok(()) => println!("user gone"),
+            Err(e) => println!("user gone: {e:#}"),
+        }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }

@@ -248,6 +248,7 @@ async fn read_groups(
             }
             Ok(None) => break EndReason::Finished,
             Err(moq_net::Error::Cancel) => break EndReason::Cancelled,
+            Err(moq_net::Error::App(code)) if code == crate::generation::CANCEL_CODE => break EndReason::Cancelled,
             Err(e) => break EndReason::Failed(e.to_string()),
         }
     };

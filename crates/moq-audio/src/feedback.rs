@@ -94,10 +94,11 @@ pub(crate) async fn collect(remote: moq_net::origin::Consumer, path: String, sin
                 }
             }
             _ = tick.tick() => {
-                if sink.is_closed() {
+                sink.expire_marks(timeout);
+                // After finish/cancel, keep listening until the last marks resolved.
+                if sink.is_closed() && !sink.has_pending_marks() {
                     break;
                 }
-                sink.expire_marks(timeout);
             }
         }
     }

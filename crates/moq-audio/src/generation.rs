@@ -13,6 +13,10 @@
 /// outlives that rolls over to the next generation number (listeners see it as a flush).
 pub const GENERATION_SHIFT: u32 = 20;
 
+/// Application error code a cancelled track is aborted with, so listeners can tell
+/// [`crate::AudioProducer::cancel`] from a failure (0x4d41 = "MA").
+pub const CANCEL_CODE: u16 = 0x4d41;
+
 /// Groups available to one generation.
 pub const GROUPS_PER_GENERATION: u64 = 1 << GENERATION_SHIFT;
 

@@ -28,6 +28,11 @@ pub struct JitterOptions {
     /// Largest timestamp gap filled with silence, µs; larger jumps (a publisher underrun) are
     /// closed up. Default 100 ms.
     pub max_gap_us: u64,
+    /// Most audio held while playing, µs. Each underrun delays playout by the silence it
+    /// inserted; without a cap that delay accumulates (and is stale audio nobody can take back).
+    /// Above the cap the oldest audio is skipped down to `target_us`. Default 300 ms: above the
+    /// largest pacing lead we recommend (200 ms) plus network jitter.
+    pub max_us: u64,
 }
 
 impl JitterOptions {
@@ -39,6 +44,7 @@ impl JitterOptions {
             target_us: 40_000,
             fade_us: 5_000,
             max_gap_us: 100_000,
+            max_us: 300_000,
         }
     }
 }
@@ -67,6 +73,8 @@ pub struct JitterStats {
     pub flushed_frames: u64,
     /// Times playout ran dry.
     pub underruns: u64,
+    /// Sample frames skipped to bring an overfull buffer back to the target.
+    pub skipped_frames: u64,
 }
 
 #[derive(Debug)]
@@ -194,6 +202,17 @@ impl JitterBuffer {
         }
         // A larger jump (the publisher ran dry and restarted its timeline) is closed up.
         self.enqueue(ts_us, pcm.to_vec());
+        self.cap();
+    }
+
+    /// Skip the oldest audio when more than `max_us` is buffered while playing.
+    fn cap(&mut self) {
+        if !self.playing || self.buffered_us() <= self.opts.max_us {
+            return;
+        }
+        let excess = self.us_to_frames(self.buffered_us() - self.opts.target_us) * self.ch();
+        let skipped = self.drain_samples(excess).len() / self.ch();
+        self.stats.skipped_frames += skipped as u64;
     }
 
     /// A newer generation arrived: fade out what the listener is hearing and drop the rest.
@@ -360,6 +379,22 @@ mod tests {
         assert_eq!(b.stats().stale_frames, 1);
         let (out, _) = render(&mut b, 240);
         assert!(out.iter().all(|&s| s == -0.25));
+    }
+
+    #[test]
+    fn an_overfull_buffer_skips_back_to_the_target() {
+        let mut b = buf();
+        b.push(0, 0, &frame(0.1));
+        b.push(0, 20_000, &frame(0.1));
+        render(&mut b, 480); // playing
+        for k in 2..20 {
+            b.push(0, k * 20_000, &frame(0.2));
+        }
+        // Crossing 300 ms skipped back to the 40 ms target; four more frames came after.
+        assert_eq!(b.buffered_us(), 40_000 + 4 * 20_000);
+        assert_eq!(b.stats().skipped_frames, 270 * 48);
+        let (out, _) = render(&mut b, 960);
+        assert!(out.iter().all(|&s| s == 0.2));
     }
 
     #[test]

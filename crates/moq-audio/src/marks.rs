@@ -284,6 +284,11 @@ impl MarkTracker {
         self.resolved.iter().rev().find(|e| e.id == id).cloned()
     }
 
+    /// Whether any mark is pending.
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
     /// Whether `id` is still pending.
     pub fn is_pending(&self, id: &str) -> bool {
         self.pending.iter().any(|m| m.id == id)

@@ -25,6 +25,8 @@ pub struct PlayerOptions {
     pub target: Duration,
     /// Fade-out at a flush, default 5 ms (at most 10 ms).
     pub fade: Duration,
+    /// Most audio buffered while playing before the oldest is skipped, default 300 ms.
+    pub max_buffer: Duration,
     /// Write what is rendered to this WAV file (16-bit PCM at the consumer's rate).
     pub wav_path: Option<PathBuf>,
     /// Render quantum, default 10 ms (an audio device callback's usual period).
@@ -38,6 +40,7 @@ impl Default for PlayerOptions {
         Self {
             target: Duration::from_millis(40),
             fade: Duration::from_millis(5),
+            max_buffer: Duration::from_millis(300),
             wav_path: None,
             quantum: Duration::from_millis(10),
             report_interval: Duration::from_millis(50),
@@ -139,6 +142,7 @@ impl Player {
         let mut jopts = JitterOptions::new(rate, channels);
         jopts.target_us = options.target.as_micros() as u64;
         jopts.fade_us = options.fade.as_micros() as u64;
+        jopts.max_us = options.max_buffer.as_micros() as u64;
         let shared = watch::channel(PlayerReport {
             sample_rate: rate,
             channels,
@@ -312,20 +316,14 @@ async fn run(
                     sh.position = jitter.last_rendered();
                 });
                 rendered += n as u64;
-                if let (Some(track), Some((generation, ts_us))) = (&mut feedback, jitter.last_rendered()) {
-                    let playing = jitter.is_playing();
-                    let state = (generation, ts_us, playing);
-                    if last_sent != Some(state) && last_report.elapsed() >= options.report_interval {
-                        let report = PlayoutReport { listener: String::new(), generation, ts_us, playing, render_time_ms: now_ms() };
-                        if let Err(e) = track.write_frame(moq_net::Timestamp::now(), report.encode()) {
-                            tracing::warn!(%e, "playout feedback track closed");
-                            feedback = None;
-                        }
-                        last_sent = Some(state);
+                let finished = ended && !jitter.is_playing() && jitter.buffered_us() == 0;
+                // Report at most every interval, and always the last position before leaving.
+                if last_report.elapsed() >= options.report_interval || finished {
+                    if report_playout(&mut feedback, &jitter, &mut last_sent) {
                         last_report = Instant::now();
                     }
                 }
-                if ended && !jitter.is_playing() && jitter.buffered_us() == 0 {
+                if finished {
                     break Ok(());
                 }
             }
@@ -340,6 +338,34 @@ async fn run(
     shared.send_modify(|sh| sh.stopped = true);
     done.send_replace(true);
     result
+}
+
+/// Write a playout report if the position changed; returns whether one was written.
+fn report_playout(
+    feedback: &mut Option<moq_net::track::Producer>,
+    jitter: &JitterBuffer,
+    last_sent: &mut Option<(u64, u64, bool)>,
+) -> bool {
+    let (Some(track), Some((generation, ts_us))) = (feedback.as_mut(), jitter.last_rendered()) else {
+        return false;
+    };
+    let playing = jitter.is_playing();
+    if *last_sent == Some((generation, ts_us, playing)) {
+        return false;
+    }
+    let report = PlayoutReport {
+        listener: String::new(),
+        generation,
+        ts_us,
+        playing,
+        render_time_ms: now_ms(),
+    };
+    if let Err(e) = track.write_frame(moq_net::Timestamp::now(), report.encode()) {
+        tracing::warn!(%e, "playout feedback track closed");
+        *feedback = None;
+    }
+    *last_sent = Some((generation, ts_us, playing));
+    true
 }
 
 /// Append rendered spans to the segment log, merging contiguous stretches of the same kind.

@@ -233,6 +233,10 @@ impl ProducerSink {
     pub(crate) fn is_closed(&self) -> bool {
         matches!(self.0.lock().status, Status::Finished | Status::Cancelled)
     }
+
+    pub(crate) fn has_pending_marks(&self) -> bool {
+        self.0.lock().marks.has_pending()
+    }
 }
 
 /// Publishes PCM as paced Opus on one MoQ track, and drops it on demand.
@@ -585,7 +589,7 @@ fn cancel(shared: &Shared) {
     abort_groups(&mut st);
     let generation = st.generation;
     st.marks.flush(generation, Instant::now());
-    let _ = shared.track.clone().abort(moq_net::Error::Cancel);
+    let _ = shared.track.clone().abort(moq_net::Error::App(crate::generation::CANCEL_CODE));
     drop(st);
     shared.space.notify_waiters();
     shared.work.notify_one();
