@@ -128,6 +128,13 @@ impl AudioConsumer {
                     .with_max_age(options.max_age),
             )
             .await?;
+        // Start at the live edge: a listener joining mid-utterance must not replay the cached
+        // groups behind it (they would play late, as stale audio). `max_age` still lets groups
+        // after the edge arrive out of order.
+        let mut subscriber = subscriber;
+        if let Some(live) = track.latest() {
+            subscriber.set_groups(live..);
+        }
         let (tx, packets) = mpsc::channel(256);
         let (end_tx, end) = watch::channel(None);
         let shift = description.generation_shift;

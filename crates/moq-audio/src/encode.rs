@@ -69,6 +69,11 @@ impl EncodePipeline {
         self.encoder.reset()
     }
 
+    /// Whether any input is held back (in the resampler or a partial frame).
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty() || self.resampler.as_ref().is_some_and(|r| r.pending_frames() > 0)
+    }
+
     /// Codec-rate samples buffered, waiting for a whole frame (interleaved).
     pub fn pending_samples(&self) -> usize {
         self.pending.len()

@@ -29,6 +29,9 @@ use crate::{Error, Result};
 /// PCM and little CPU is spent on audio nobody hears.
 const ENCODE_AHEAD: usize = 3;
 
+/// How long a partial frame waits for more input before anything was sent in a generation.
+const IDLE_PARTIAL: Duration = Duration::from_millis(200);
+
 /// Settings for [`AudioProducer`]. Start from [`ProducerOptions::new`] or `Default`
 /// (48 kHz mono) and set fields.
 #[derive(Clone, Debug)]
@@ -175,6 +178,10 @@ struct State {
     written: u64,
     /// Set when the pump drained the encoder at finish.
     drained: bool,
+    /// Whether the pump holds input back (resampler, partial frame).
+    pipeline_pending: bool,
+    /// When samples were last queued.
+    last_write: Instant,
     error: Option<String>,
     marks: MarkTracker,
 }
@@ -291,6 +298,8 @@ impl AudioProducer {
                 sent_frames: 0,
                 written: 0,
                 drained: false,
+                pipeline_pending: false,
+                last_write: Instant::now(),
                 error: None,
                 marks: MarkTracker::default(),
             }),
@@ -384,6 +393,7 @@ impl AudioProducer {
                 let take = room.min(write.samples.len() - offset);
                 st.pcm.extend(&write.samples[offset..offset + take]);
                 st.written += take as u64;
+                st.last_write = Instant::now();
                 offset += take;
             }
             shared.work.notify_one();
@@ -559,6 +569,7 @@ fn start_generation(st: &mut State) {
     st.frames.clear();
     st.in_encoder = 0;
     st.codec_pending = 0;
+    st.pipeline_pending = false;
     abort_groups(st);
     st.generation += 1;
     st.next_group = 0;
@@ -638,7 +649,9 @@ fn send(shared: &Shared, st: &mut State, packet: Bytes, ts_us: u64) -> Result<()
 
 enum Job {
     Encode { samples: Vec<f32>, generation: u64 },
-    Drain { generation: u64 },
+    /// Flush the resampler and pad the partial frame: at finish, or when the listener would
+    /// otherwise starve with written audio stuck in a partial frame.
+    Drain { generation: u64, finishing: bool },
     Wait(Option<Instant>),
     Exit,
 }
@@ -677,7 +690,7 @@ async fn pump(shared: Arc<Shared>, mut pipeline: EncodePipeline) {
                 continue;
             }
             Job::Encode { samples, generation } => pipeline.push(&samples).map(|p| (p, generation, false)),
-            Job::Drain { generation } => pipeline.drain().map(|p| (p, generation, true)),
+            Job::Drain { generation, finishing } => pipeline.drain().map(|p| (p, generation, finishing)),
         };
         let mut st = shared.lock();
         st.in_encoder = 0;
@@ -685,6 +698,7 @@ async fn pump(shared: Arc<Shared>, mut pipeline: EncodePipeline) {
             Ok((packets, generation, drained)) if generation == st.generation => {
                 st.frames.extend(packets);
                 st.codec_pending = pipeline.pending_samples();
+                st.pipeline_pending = pipeline.has_pending();
                 st.drained |= drained;
             }
             Ok(_) => {} // flushed while encoding: the generation check drops it
@@ -732,6 +746,17 @@ fn next_job(shared: &Shared, st: &mut State, in_frame: usize) -> Job {
         if st.status == Status::Finishing && !st.drained {
             return Job::Drain {
                 generation: st.generation,
+                finishing: true,
+            };
+        }
+        // The writer paused (TTS idle, end of a sentence) with part of a frame written: once
+        // that frame is due, send it padded with silence rather than hold the audio back (a
+        // mark on it could never resolve, and the listener would starve anyway).
+        if st.frames.is_empty() && st.pipeline_pending && now >= partial_deadline(shared, st) {
+            st.pipeline_pending = false;
+            return Job::Drain {
+                generation: st.generation,
+                finishing: false,
             };
         }
     }
@@ -744,5 +769,21 @@ fn next_job(shared: &Shared, st: &mut State, in_frame: usize) -> Job {
         shared.done.send_replace(true);
         return Job::Exit;
     }
-    Job::Wait(if st.frames.is_empty() { None } else { st.pacer.due() })
+    Job::Wait(if !st.frames.is_empty() {
+        st.pacer.due()
+    } else if st.pipeline_pending {
+        Some(partial_deadline(shared, st))
+    } else {
+        None
+    })
+}
+
+/// When a partial frame left by a pausing writer must go out padded: when the listener reaches
+/// it (its due time plus the lead, so a writer that keeps pace with chunks of any size is never
+/// padded), or, before anything was sent, after [`IDLE_PARTIAL`] without a write.
+fn partial_deadline(shared: &Shared, st: &State) -> Instant {
+    match st.pacer.due() {
+        Some(due) => due + shared.options.lead,
+        None => st.last_write + IDLE_PARTIAL,
+    }
 }
