@@ -34,6 +34,8 @@ from ._native import (
     AudioFrame,
     AudioProducer,
     ClosedError,
+    DataReader,
+    DataWriter,
     ConnectError,
     FlushReport,
     MarkEvent,
@@ -52,6 +54,8 @@ __all__ = [
     "AudioProducer",
     "ClosedError",
     "ConnectError",
+    "DataReader",
+    "DataWriter",
     "FlushReport",
     "MarkEvent",
     "MoqAudioError",
@@ -226,6 +230,19 @@ class Session:
         """
         wav = None if wav_path is None else os.fspath(wav_path)
         return await self._native.play_audio(path, wav, sample_rate, target_ms, fade_ms, timeout, listener_id)
+
+    async def subscribe_data(self, path: str, name: str, *, timeout: float = 10.0) -> "_native.DataReader":
+        """Subscribe to message track ``name`` of the broadcast at ``path`` (e.g. a page's
+        ``control.json``); ``async for message in reader`` yields ``bytes``.
+
+        Raises :class:`MoqTimeoutError` if the broadcast does not appear within ``timeout`` s.
+        """
+        return await self._native.subscribe_data(path, name, timeout)
+
+    def publish_data(self, path: str, names: "list[str]") -> "_native.DataBroadcast":
+        """Publish a broadcast at ``path`` with message tracks ``names``; its ``tracks`` are
+        :class:`DataWriter` objects in the same order. Published while the result lives."""
+        return self._native.publish_data(path, list(names))
 
     async def close(self) -> None:
         """Close the session and wait until it is closed. Idempotent."""

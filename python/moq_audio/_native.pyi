@@ -97,6 +97,8 @@ class AudioProducer:
         """Play out what is queued, then end the track cleanly."""
     def cancel(self) -> None:
         """Drop everything and end the track with an error code. Idempotent."""
+    def data_track(self, name: str) -> DataWriter:
+        """Add a message track (e.g. "transcript.json") to this producer's broadcast."""
     @property
     def generation(self) -> int: ...
     @property
@@ -113,6 +115,25 @@ class AudioProducer:
     def lead_ms(self) -> float: ...
     @property
     def closed(self) -> bool: ...
+
+class DataWriter:
+    """Writes messages to a track, one group each."""
+
+    def write(self, message: str | bytes) -> None:
+        """Write one message (str is sent as UTF-8). Raises ConnectError if the track closed."""
+    def finish(self) -> None: ...
+
+class DataReader:
+    """Messages of a track: ``async for message in reader`` yields bytes."""
+
+    def __aiter__(self) -> AsyncIterator[bytes]: ...
+    def __anext__(self) -> Awaitable[bytes]: ...
+
+class DataBroadcast:
+    """A data-only broadcast, published while this object lives."""
+
+    tracks: list[DataWriter]
+    def close(self) -> None: ...
 
 class AudioFrame:
     """One decoded frame."""
@@ -224,6 +245,8 @@ class NativeSession:
         timeout: float = 10.0,
         listener_id: Optional[str] = None,
     ) -> Awaitable[Player]: ...
+    def subscribe_data(self, path: str, name: str, timeout: float = 10.0) -> Awaitable[DataReader]: ...
+    def publish_data(self, path: str, names: list[str]) -> DataBroadcast: ...
     def close(self) -> None: ...
     def closed(self) -> Awaitable[None]: ...
 

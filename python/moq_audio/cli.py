@@ -234,7 +234,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="instead: serve the browser page and hold a barge-in conversation with it")
     p.add_argument("--addr", default="127.0.0.1:4443", help="with --web: address to serve on")
     p.add_argument("--min-speech-ms", type=float, default=180.0,
-                   help="with --web: speech needed before a barge-in (default %(default)s)")
+                   help="with --web: speech needed before a barge-in, ms (default %(default)s; "
+                        "120-250 ms rejects coughs and echo)")
+    p.add_argument("--first-delay", type=float, default=2.0, metavar="SECONDS",
+                   help="with --web: wait this long before the first reply (default %(default)s)")
+    p.add_argument("--events", metavar="FILE", help="with --web: append JSON-lines events (barge-ins, replies) here")
     p.set_defaults(func=cmd_demo)
     return parser
 

@@ -148,6 +148,9 @@ export class Player {
           group.close();
           continue;
         }
+        // The first group of a newer generation is the flush signal, even before (or without)
+        // any frame: the publisher opens an empty marker group at every flush.
+        if (generation > this.generation) this.newGeneration(generation);
         void this.readGroup(group, generation);
       }
     } finally {

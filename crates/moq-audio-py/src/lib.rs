@@ -8,6 +8,7 @@ mod errors;
 mod pcm;
 mod producer;
 mod consumer;
+mod data;
 mod player;
 mod session;
 
@@ -24,6 +25,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<consumer::AudioConsumer>()?;
     m.add_class::<consumer::AudioFrame>()?;
     m.add_class::<player::Player>()?;
+    m.add_class::<data::DataWriter>()?;
+    m.add_class::<data::DataReader>()?;
+    m.add_class::<data::DataBroadcast>()?;
     m.add_class::<session::NativeServer>()?;
     m.add_class::<session::NativeSession>()?;
     m.add_function(wrap_pyfunction!(session::serve, m)?)?;

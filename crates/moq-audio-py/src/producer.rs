@@ -83,6 +83,13 @@ impl AudioProducer {
         awaitable(py, async move { inner.finish().await })
     }
 
+    /// Add a message track (e.g. "transcript.json") to this producer's broadcast.
+    fn data_track(&self, name: &str) -> PyResult<crate::data::DataWriter> {
+        Ok(crate::data::DataWriter {
+            inner: self.inner.data_track(name).map_err(to_py)?,
+        })
+    }
+
     /// Drop everything and end the track with an error code.
     fn cancel(&self, py: Python<'_>) {
         let inner = self.inner.clone();

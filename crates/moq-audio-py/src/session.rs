@@ -196,6 +196,36 @@ impl NativeSession {
         })
     }
 
+    /// Awaitable of a `DataReader` of track `name` in the broadcast at `path`.
+    #[pyo3(signature = (path, name, timeout=10.0))]
+    fn subscribe_data<'py>(&self, py: Python<'py>, path: String, name: String, timeout: f64) -> PyResult<Bound<'py, PyAny>> {
+        let timeout = duration_ms("timeout", timeout * 1000.0)?;
+        let session = self.inner.clone();
+        awaitable(py, async move {
+            let reader = session.subscribe_data(&path, &name, timeout).await?;
+            Ok(crate::data::DataReader {
+                inner: Arc::new(Mutex::new(reader)),
+            })
+        })
+    }
+
+    /// Publish a broadcast at `path` with message tracks `names`; keep the result alive.
+    fn publish_data(&self, py: Python<'_>, path: &str, names: Vec<String>) -> PyResult<crate::data::DataBroadcast> {
+        let names_ref: Vec<&str> = names.iter().map(String::as_str).collect();
+        let (writers, broadcast) = {
+            let _guard = runtime().enter();
+            self.inner.publish_data(path, &names_ref).map_err(to_py)?
+        };
+        let tracks = writers
+            .into_iter()
+            .map(|inner| Py::new(py, crate::data::DataWriter { inner }))
+            .collect::<PyResult<Vec<_>>>()?;
+        Ok(crate::data::DataBroadcast {
+            broadcast,
+            tracks,
+        })
+    }
+
     /// Close the session (idempotent).
     fn close(&self) {
         let _guard = runtime().enter();

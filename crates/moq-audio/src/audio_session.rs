@@ -38,7 +38,8 @@ impl Session {
             hang::container::track_info(hang::catalog::PRIORITY.audio),
         )?;
         let producer = AudioProducer::new(track, options)?;
-        producer.attach(Box::new((broadcast, catalog_track)));
+        producer.set_broadcast(broadcast);
+        producer.attach(Box::new(catalog_track));
         tokio::spawn(crate::feedback::collect(self.remote(), path.to_string(), producer.sink()));
         Ok(producer)
     }

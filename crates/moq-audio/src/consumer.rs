@@ -168,6 +168,9 @@ impl AudioConsumer {
 
     /// The next decoded frame, or `None` when the track ended (see [`Self::end_reason`]).
     ///
+    /// A frame with no samples marks the start of a newer generation (a flush at the
+    /// publisher) before any of its audio has arrived: drop what you buffered of older ones.
+    ///
     /// # Errors
     /// [`Error::Opus`] for a packet libopus cannot decode (the consumer stays usable);
     /// [`Error::Wire`] for a frame that is not in hang's legacy container.
@@ -187,6 +190,16 @@ impl AudioConsumer {
                     }
                     self.generation = Some(packet.generation);
                 }
+            }
+            if packet.payload.is_empty() {
+                // The start of a newer generation (a flush), before any of its audio.
+                return Ok(Some(AudioFrame {
+                    pcm: Vec::new(),
+                    channels: self.description.channels,
+                    sample_rate: self.output_rate,
+                    generation: packet.generation,
+                    timestamp_us: 0,
+                }));
             }
             let mut pcm = self.decoder.decode(&packet.payload)?;
             if let Some(r) = &mut self.resampler {
@@ -245,11 +258,23 @@ async fn read_groups(
                 if generation < *newest_tx.borrow() {
                     continue; // a late group of a flushed generation
                 }
-                newest_tx.send_if_modified(|g| {
+                let newer = newest_tx.send_if_modified(|g| {
                     let newer = generation > *g;
                     *g = (*g).max(generation);
                     newer
                 });
+                if newer {
+                    // Announce the generation before its audio: the group may be an empty flush
+                    // marker, and listeners must cut over now, not with the next audio.
+                    let marker = Packet {
+                        generation,
+                        timestamp_us: 0,
+                        payload: bytes::Bytes::new(),
+                    };
+                    if tx.send(marker).await.is_err() {
+                        break EndReason::Finished;
+                    }
+                }
                 readers.retain(|h: &JoinHandle<()>| !h.is_finished());
                 readers.push(tokio::spawn(read_group(group, generation, tx.clone(), newest.clone())));
             }

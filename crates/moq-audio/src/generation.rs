@@ -4,7 +4,9 @@
 //! of a newer generation has a higher sequence than any group of an older one. MoQ delivers
 //! newer groups first and lets subscribers skip older ones, so the new generation overtakes
 //! stale audio even through a congested relay, and a listener learns of a flush from the very
-//! first group of the new generation, in order with the audio. The shift is declared in the
+//! first group of the new generation, in order with the audio. At every flush the producer opens
+//! that first group at once, empty (a marker), so listeners cut over even if no new audio follows
+//! for a while (the agent waits for the user to finish). The shift is declared in the
 //! catalog ([`crate::catalog::MoqAudioSection::generation_shift`]) so other listeners can decode it.
 
 /// Bits of the group sequence that number groups within one generation.

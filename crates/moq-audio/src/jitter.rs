@@ -177,6 +177,9 @@ impl JitterBuffer {
             None => self.generation = Some(generation),
             _ => {}
         }
+        if pcm.is_empty() {
+            return; // a generation marker: the cut above is all it does
+        }
         let dur = self.frames_to_us(pcm.len() / self.ch());
         if self.queue.is_empty() && !self.playing {
             // Nothing buffered and not playing: the timeline (re)starts here.
@@ -395,6 +398,24 @@ mod tests {
         assert_eq!(b.stats().skipped_frames, 270 * 48);
         let (out, _) = render(&mut b, 960);
         assert!(out.iter().all(|&s| s == 0.2));
+    }
+
+    #[test]
+    fn an_empty_frame_of_a_new_generation_cuts_at_once() {
+        let mut b = buf();
+        for k in 0..5 {
+            b.push(0, k * 20_000, &frame(0.5));
+        }
+        render(&mut b, 960);
+        b.push(1, 0, &[]);
+        assert_eq!(b.buffered_us(), 0);
+        let (out, spans) = render(&mut b, 960);
+        assert!(spans[0].fade);
+        assert!(out[240..].iter().all(|&s| s == 0.0), "silent after the fade");
+        b.push(1, 900_000, &frame(0.3));
+        b.push(1, 920_000, &frame(0.3));
+        let (out, _) = render(&mut b, 960);
+        assert!(out.iter().all(|&s| s == 0.3));
     }
 
     #[test]

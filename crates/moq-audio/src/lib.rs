@@ -23,7 +23,8 @@
 //! - [`consumer`]: [`AudioConsumer`]: subscribe and decode, never going back in generation.
 //! - [`jitter`]: the generation-aware jitter buffer with the fade at a flush.
 //! - [`player`]: [`Player`]: real-time playout, WAV output, playout feedback.
-//! - [`feedback`]: the playout report wire format.
+//! - [`feedback`]: the playout report wire format and the producer's feedback collection.
+//! - [`data`]: small message tracks beside the audio (transcript, control).
 //!
 //! Transport:
 //! - [`server`]: the embedded MoQ server (QUIC + `/certificate.sha256` over HTTP).
@@ -37,6 +38,7 @@
 pub mod audio_session;
 pub mod catalog;
 pub mod consumer;
+pub mod data;
 pub mod encode;
 pub mod error;
 pub mod feedback;
@@ -51,6 +53,9 @@ pub mod producer;
 pub mod resample;
 pub mod server;
 pub mod session;
+
+/// The moq-net version this crate is built on (its broadcast and track types are in our API).
+pub use moq_net;
 
 pub use consumer::{AudioConsumer, AudioFrame, ConsumerOptions, EndReason};
 pub use error::{Error, Result};

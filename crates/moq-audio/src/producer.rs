@@ -190,6 +190,7 @@ struct Shared {
     state: Mutex<State>,
     /// Things that must live as long as the producer (its broadcast, the catalog track).
     attached: Mutex<Vec<Box<dyn std::any::Any + Send + Sync>>>,
+    broadcast: Mutex<Option<moq_net::broadcast::Producer>>,
     track: moq_net::track::Producer,
     space: Notify,
     work: Notify,
@@ -304,6 +305,7 @@ impl AudioProducer {
                 marks: MarkTracker::default(),
             }),
             attached: Mutex::new(Vec::new()),
+            broadcast: Mutex::new(None),
             track,
             space: Notify::new(),
             work: Notify::new(),
@@ -317,6 +319,22 @@ impl AudioProducer {
             _guard: Arc::new(DropGuard(shared.clone())),
             shared,
         })
+    }
+
+    /// Add a message track (e.g. `transcript.json`) to this producer's broadcast.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] if the producer was not created by
+    /// [`crate::Session::publish_audio`]; [`Error::Moq`] if the name is taken.
+    pub fn data_track(&self, name: &str) -> Result<crate::data::DataWriter> {
+        let broadcast = self.shared.broadcast.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let broadcast = broadcast.ok_or_else(|| Error::InvalidInput("this producer has no broadcast".into()))?;
+        Ok(crate::data::DataWriter::new(broadcast.create_track(name, None)?))
+    }
+
+    /// Set the broadcast this producer's track belongs to (kept alive with the producer).
+    pub fn set_broadcast(&self, broadcast: moq_net::broadcast::Producer) {
+        *self.shared.broadcast.lock().unwrap_or_else(|e| e.into_inner()) = Some(broadcast);
     }
 
     /// Keep `thing` alive as long as the producer (e.g. the broadcast the track belongs to).
@@ -439,6 +457,12 @@ impl AudioProducer {
         let sent = st.sent_frames * shared.frame_us();
         let flushed = st.generation;
         start_generation(&mut st);
+        // Tell listeners now, in band: an empty first group of the new generation. Without it
+        // they would only learn of the flush with the next audio, and play out what they had
+        // buffered (lead + jitter buffer) while the agent waits for the user to finish.
+        if let Err(e) = send_marker(shared, &mut st) {
+            tracing::warn!(%e, "could not publish the flush marker group");
+        }
         let heard = st.marks.flush(flushed, Instant::now());
         let report = FlushReport {
             generation: st.generation,
@@ -605,6 +629,16 @@ fn cancel(shared: &Shared) {
     shared.space.notify_waiters();
     shared.work.notify_one();
     shared.done.send_replace(true);
+}
+
+/// Open and finish an empty group as the first group of the current generation.
+fn send_marker(shared: &Shared, st: &mut State) -> Result<()> {
+    let group = shared.track.create_group(moq_net::group::Info {
+        sequence: group_sequence(st.generation, st.next_group),
+    })?;
+    st.next_group += 1;
+    group.finish()?;
+    Ok(())
 }
 
 /// Hand `packet` to the track at timestamp `ts_us`, opening and closing groups as needed.
