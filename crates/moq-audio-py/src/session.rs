@@ -88,7 +88,7 @@ pub fn connect<'py>(
     timeout: f64,
 ) -> PyResult<Bound<'py, PyAny>> {
     let parsed = url::Url::parse(url).map_err(|e| PyValueError::new_err(format!("bad URL {url:?}: {e}")))?;
-    if !(timeout > 0.0) {
+    if timeout.is_nan() || timeout <= 0.0 {
         return Err(PyValueError::new_err(format!("timeout must be > 0 s, got {timeout}")));
     }
     let mut options = moq_audio::ConnectOptions::default().with_timeout(Duration::from_secs_f64(timeout));
@@ -103,7 +103,7 @@ pub fn connect<'py>(
 }
 
 fn duration_ms(name: &str, ms: f64) -> PyResult<Duration> {
-    if !(ms >= 0.0) || !ms.is_finite() {
+    if !ms.is_finite() || ms < 0.0 {
         return Err(PyValueError::new_err(format!("{name} must be a finite number of ms >= 0, got {ms}")));
     }
     Ok(Duration::from_secs_f64(ms / 1000.0))

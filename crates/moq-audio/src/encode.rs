@@ -53,7 +53,7 @@ impl EncodePipeline {
             self.pending.extend_from_slice(&tail);
         }
         let frame = self.encoder.frame_samples();
-        if !self.pending.is_empty() && self.pending.len() % frame != 0 {
+        if !self.pending.is_empty() && !self.pending.len().is_multiple_of(frame) {
             let padded = self.pending.len().div_ceil(frame) * frame;
             self.pending.resize(padded, 0.0);
         }

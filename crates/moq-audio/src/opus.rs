@@ -25,10 +25,12 @@ pub fn codec_rate(sample_rate: u32) -> u32 {
 /// second than they save in latency next to the network's own jitter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
+#[derive(Default)]
 pub enum FrameDuration {
     /// 10 ms frames.
     Ms10,
     /// 20 ms frames: the usual VoIP choice and the default.
+    #[default]
     Ms20,
     /// 40 ms frames.
     Ms40,
@@ -74,11 +76,6 @@ impl FrameDuration {
     }
 }
 
-impl Default for FrameDuration {
-    fn default() -> Self {
-        Self::Ms20
-    }
-}
 
 fn channels(n: u32) -> Result<opus::Channels> {
     match n {

@@ -44,7 +44,7 @@ impl Pcm<'_> {
     /// sample is NaN or infinite (the message gives the index of the first bad sample).
     pub fn to_f32(&self, channels: u32) -> Result<Vec<f32>> {
         let channels = channels as usize;
-        if self.len() % channels != 0 {
+        if !self.len().is_multiple_of(channels) {
             return Err(Error::InvalidInput(format!(
                 "{} samples is not a whole number of {channels}-channel sample frames",
                 self.len()
@@ -72,7 +72,7 @@ impl Pcm<'_> {
 /// # Errors
 /// [`Error::InvalidInput`] for an odd byte count.
 pub fn s16le_to_i16(bytes: &[u8]) -> Result<Vec<i16>> {
-    if bytes.len() % 2 != 0 {
+    if !bytes.len().is_multiple_of(2) {
         return Err(Error::InvalidInput(format!(
             "{} bytes is an odd byte count; s16le PCM has 2 bytes per sample",
             bytes.len()

@@ -318,11 +318,10 @@ async fn run(
                 rendered += n as u64;
                 let finished = ended && !jitter.is_playing() && jitter.buffered_us() == 0;
                 // Report at most every interval, and always the last position before leaving.
-                if last_report.elapsed() >= options.report_interval || finished {
-                    if report_playout(&mut feedback, &jitter, &mut last_sent) {
+                if (last_report.elapsed() >= options.report_interval || finished)
+                    && report_playout(&mut feedback, &jitter, &mut last_sent) {
                         last_report = Instant::now();
                     }
-                }
                 if finished {
                     break Ok(());
                 }
