@@ -141,6 +141,14 @@ def test_talking_over_the_bot_in_chromium_silences_it_and_it_answers(demo, tmp_p
             interrupted = [e for e in read_events(events_path) if e["event"] == "interrupted"][0]
             assert not interrupted["heard_estimated"], "the page's playout feedback reached the agent"
             assert interrupted["heard_ms"] > 0
+            # Marks resolve from the page's feedback: the cut reply flushed, the answer played.
+            cut = wait_for(lambda: [e for e in read_events(events_path) if e["event"] == "mark"], 10, "the cut mark", poll)[0]
+            assert cut["state"] == "flushed", cut
+            answered = wait_for(
+                lambda: [e for e in read_events(events_path) if e["event"] == "spoke" and e["text"].startswith("You interrupted")],
+                15, "the answer's mark", poll,
+            )[0]
+            assert answered["state"] == "played" and answered["listener"] == state()["listenerId"], answered
 
             # 5. The Interrupt button path: during the next reply.
             def next_reply():

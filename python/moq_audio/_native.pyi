@@ -105,6 +105,11 @@ class AudioProducer:
     def queued_ms(self) -> float:
         """Audio queued and not yet handed to the network, ms."""
     @property
+    def written_ms(self) -> float:
+        """ms written in the current generation: where ``mark()`` would pin, on the scale of
+        ``FlushReport.heard_ms``. Record it before an utterance; after a flush,
+        ``heard_ms - start`` is how much of that utterance was heard."""
+    @property
     def sample_rate(self) -> int: ...
     @property
     def channels(self) -> int: ...

@@ -78,7 +78,10 @@ class Bot:
         self.barge_in.clear()
         self.say_text(text)
         self.speaking = True
-        self.events.emit("speak", text=text, generation=self.producer.generation)
+        # Positions (marks, heard_ms) count from the start of the generation, which may hold
+        # earlier utterances: remember where this one starts.
+        start_ms = self.producer.written_ms
+        self.events.emit("speak", text=text, generation=self.producer.generation, start_ms=start_ms)
         await self.producer.write(pcm)
         self.producer.mark(mark)
         done = asyncio.ensure_future(self.producer.wait_mark(mark))
@@ -87,20 +90,23 @@ class Bot:
         self.speaking = False
         if not interrupted.done():
             interrupted.cancel()
-            self.events.emit("spoke", text=text, state=done.result().state)
+            ev = done.result()
+            self.events.emit("spoke", text=text, mark=mark, state=ev.state, listener=ev.listener)
             return True
         report = self.interrupt_report
-        heard = moq_audio.truncate_text(text, report.heard_ms)
+        self.heard_ms = max(0.0, report.heard_ms - start_ms)
+        heard = moq_audio.truncate_text(text, self.heard_ms)
         self.say_text(heard + " …")
         self.events.emit(
             "interrupted",
             generation=report.generation,
-            heard_ms=report.heard_ms,
+            heard_ms=self.heard_ms,
             heard_estimated=report.heard_estimated,
             dropped_ms=report.dropped_ms,
             heard_text=heard,
         )
-        await done  # the mark resolves as flushed
+        ev = await done  # resolves as flushed (or played, if the listener got there first)
+        self.events.emit("mark", mark=mark, state=ev.state, listener=ev.listener)
         return False
 
     def interrupt(self, why: str) -> None:
@@ -135,7 +141,7 @@ class Bot:
             except asyncio.TimeoutError:
                 pass
             self.user_done.clear()
-            heard_s = self.interrupt_report.heard_ms / 1000
+            heard_s = self.heard_ms / 1000
             await self.speak(f"You interrupted me after {heard_s:.1f} seconds. What would you like to know?")
             await asyncio.sleep(1.0)
 

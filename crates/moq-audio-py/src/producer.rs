@@ -108,6 +108,13 @@ impl AudioProducer {
         ms(self.inner.queued())
     }
 
+    /// ms written in the current generation: where `mark()` would pin, on the scale of
+    /// `FlushReport.heard_ms` (record it before an utterance to know how much of it was heard).
+    #[getter]
+    fn written_ms(&self) -> f64 {
+        ms(self.inner.written())
+    }
+
     /// Input sample rate in Hz.
     #[getter]
     fn sample_rate(&self) -> u32 {

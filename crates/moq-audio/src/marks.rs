@@ -87,8 +87,10 @@ struct GenerationLog {
 impl GenerationLog {
     /// Map a media timestamp to µs into the generation (clamped into what was sent).
     fn position(&self, ts_us: u64) -> Option<u64> {
-        let run = self.runs.iter().rev().find(|r| r.ts_us <= ts_us)?;
-        let into = (ts_us - run.ts_us).min(run.frames * self.frame_us);
+        // A timestamp just before the first run (a decoder that shifts its output by the codec
+        // delay) is the start of the generation.
+        let run = self.runs.iter().rev().find(|r| r.ts_us <= ts_us).or(self.runs.first())?;
+        let into = ts_us.saturating_sub(run.ts_us).min(run.frames * self.frame_us);
         Some(run.first * self.frame_us + into)
     }
 
@@ -176,7 +178,14 @@ impl MarkTracker {
 
     /// A listener's playout report arrived at `now`.
     pub fn report(&mut self, report: PlayoutReport, now: Instant) {
-        let Some(log) = self.logs.get(&report.generation) else { return };
+        // Any report shows a listener is alive: pending marks keep waiting for it.
+        if !self.pending.is_empty() {
+            self.waiting_since = Some(now);
+        }
+        let Some(log) = self.logs.get(&report.generation) else {
+            tracing::debug!(generation = report.generation, "playout report for a generation we have no log of");
+            return;
+        };
         let Some(position_us) = log.position(report.ts_us) else { return };
         let entry = self.listeners.entry(report.listener.clone()).or_insert(ListenerState {
             generation: report.generation,
@@ -197,7 +206,6 @@ impl MarkTracker {
             playing: report.playing,
             at: now,
         };
-        self.waiting_since = if self.pending.is_empty() { None } else { Some(now) };
         let reached = entry.position_us;
         let listener = report.listener;
         let played: Vec<Pending> = drain_where(&mut self.pending, |m| {

@@ -357,6 +357,13 @@ impl AudioProducer {
         self.shared.lock().generation
     }
 
+    /// Audio written in the current generation: the position a [`mark`](Self::mark) would pin,
+    /// on the same scale as [`FlushReport::heard`] and mark positions (ms into the generation).
+    pub fn written(&self) -> Duration {
+        let st = self.shared.lock();
+        Duration::from_micros(self.shared.input_us(st.written as usize))
+    }
+
     /// Audio queued and not yet handed to the track (PCM, partial frame and encoded frames).
     pub fn queued(&self) -> Duration {
         let st = self.shared.lock();
