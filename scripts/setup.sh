@@ -2,15 +2,17 @@
 # Install everything moq-audio needs on a fresh Debian machine and build it. Idempotent: a
 # second run only rebuilds what changed.
 #
-#   scripts/setup.sh            # demo: espeak-ng, Python venv, the extension, the web page
-#   scripts/setup.sh --browser  # tests: also Debian's chromium for the browser tests
+#   scripts/setup.sh         # demo: espeak-ng, Python venv, the extension, the web page
+#   scripts/setup.sh --test  # tests: also Debian's chromium and the benchmark's packages
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*" >&2; }
 
 packages=(espeak-ng sox cmake pkg-config)
-[[ "${1:-}" == "--browser" ]] && packages+=(chromium)
+testing=0
+[[ "${1:-}" == "--test" ]] && testing=1
+((testing)) && packages+=(chromium)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then
@@ -26,6 +28,8 @@ command -v npm >/dev/null || { echo "npm not found: install Node.js 20+ first" >
 step "Python virtualenv .venv"
 [[ -x .venv/bin/python ]] || python3 -m venv .venv
 .venv/bin/pip install -q --disable-pip-version-check -r requirements-dev.txt
+# The benchmark smoke compares against upstream moq-rs and draws figures.
+((testing)) && .venv/bin/pip install -q --disable-pip-version-check -r bench/requirements.txt
 
 step "browser listener (web-demo: npm ci && npm run build)"
 (cd web-demo && npm ci --no-audit --no-fund --loglevel=error && npm run build --silent)

@@ -4,7 +4,7 @@
 # loopback, espeak-ng speech, Debian's Chromium). Artifacts land in test-artifacts/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh --browser
+scripts/setup.sh --test
 
 step() { printf '\n==> %s\n' "$*" >&2; }
 

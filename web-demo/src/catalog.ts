@@ -20,6 +20,8 @@ export interface MoqAudioSection {
   version: number;
   generationShift: number;
   frameMs: number;
+  /** The publisher's pacing lead (ms): a listener holds about lead + its jitter target. */
+  leadMs?: number;
 }
 
 export interface Catalog {
@@ -37,6 +39,7 @@ export interface AudioDescription {
   /** `undefined` for a plain hang publisher: everything is generation 0. */
   generationShift: number | undefined;
   frameMs: number;
+  leadMs: number | undefined;
 }
 
 /** Pick the Opus rendition in the legacy container; throws with a readable reason otherwise. */
@@ -53,6 +56,7 @@ export function describe(catalog: Catalog): AudioDescription {
       channels: r.numberOfChannels,
       generationShift: catalog.moqAudio?.generationShift,
       frameMs: catalog.moqAudio?.frameMs ?? 20,
+      leadMs: catalog.moqAudio?.leadMs,
     };
   }
   throw new Error("the catalog has no Opus rendition in the legacy container");

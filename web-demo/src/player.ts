@@ -131,7 +131,9 @@ export class Player {
     this.desc = desc;
     this.generation = -1;
     this.post({ type: "reset" });
-    this.post({ type: "config", channels: desc.channels });
+    // Skip back only when well past what the publisher's lead keeps buffered (as the Rust player).
+    const maxUs = Math.max(300_000, ((desc.leadMs ?? 0) + 40 + 100) * 1000);
+    this.post({ type: "config", channels: desc.channels, maxUs });
     const support = await AudioDecoder.isConfigSupported(this.decoderConfig());
     if (!support.supported) throw new Error(`this browser cannot decode Opus at ${desc.sampleRate} Hz`);
 

@@ -20,7 +20,7 @@ declare function registerProcessor(
 
 /** Messages the main thread sends to "moq-player". */
 export type PlayerIn =
-  | { type: "config"; channels: number; targetUs?: number; fadeUs?: number }
+  | { type: "config"; channels: number; targetUs?: number; fadeUs?: number; maxUs?: number }
   | { type: "generation"; generation: number }
   | { type: "pcm"; generation: number; tsUs: number; samples: Float32Array }
   | { type: "reset" };
@@ -74,7 +74,13 @@ class PlayerProcessor extends AudioWorkletProcessor {
   private onMessage(msg: PlayerIn): void {
     switch (msg.type) {
       case "config":
-        this.buffer = new JitterBuffer({ sampleRate, channels: msg.channels, targetUs: msg.targetUs, fadeUs: msg.fadeUs });
+        this.buffer = new JitterBuffer({
+          sampleRate,
+          channels: msg.channels,
+          targetUs: msg.targetUs,
+          fadeUs: msg.fadeUs,
+          maxUs: msg.maxUs,
+        });
         break;
       case "generation":
         this.noteArrival(msg.generation);

@@ -10,6 +10,14 @@ use tokio::sync::Mutex;
 use crate::errors::{awaitable, detach, runtime, to_py};
 use crate::pcm::extract;
 
+/// An asyncio future of the running loop, already resolved to `value`.
+fn completed_future(py: Python<'_>, value: bool) -> PyResult<Bound<'_, PyAny>> {
+    let event_loop = py.import("asyncio")?.call_method0("get_running_loop")?;
+    let future = event_loop.call_method0("create_future")?;
+    future.call_method1("set_result", (value,))?;
+    Ok(future)
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -28,6 +36,17 @@ impl AudioProducer {
     fn write<'py>(&self, py: Python<'py>, pcm: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         let pending = self.prepare(py, pcm)?;
         let inner = self.inner.clone();
+        // Fast path: the queue has room, so the write is done now. A completed asyncio future
+        // costs a few µs; a trip through the tokio runtime and back costs ~100 µs.
+        let pending = match inner.try_write(pending).map_err(to_py)? {
+            Ok(outcome) => {
+                if let Ok(done) = completed_future(py, outcome == moq_audio::WriteOutcome::Queued) {
+                    return Ok(done);
+                }
+                return awaitable(py, async move { Ok(outcome == moq_audio::WriteOutcome::Queued) });
+            }
+            Err(pending) => pending,
+        };
         awaitable(py, async move {
             Ok(inner.write_prepared(pending).await? == moq_audio::WriteOutcome::Queued)
         })

@@ -93,7 +93,7 @@ async fn main() -> anyhow::Result<()> {
     // transcript track.
     let broadcast = session.publish_broadcast("bot")?;
     let options = ProducerOptions::new(RATE, 1);
-    let cat = catalog::build(RATE, 1, options.bitrate, options.frame_duration.as_ms());
+    let cat = catalog::build(RATE, 1, options.bitrate, options.frame_duration.as_ms(), options.lead.as_millis() as u32);
     let mut catalog_track = broadcast.create_track(CATALOG_TRACK, hang::Catalog::default_track_info())?;
     let json = cat.to_json()?;
     println!("catalog {json}");

@@ -29,6 +29,7 @@ impl Session {
             options.channels,
             options.bitrate,
             options.frame_duration.as_ms(),
+            options.lead.as_millis() as u32,
         );
         let catalog_track = broadcast.create_track(CATALOG_TRACK, hang::Catalog::default_track_info())?;
         let mut writer = catalog_track.clone();

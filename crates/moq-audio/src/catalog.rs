@@ -28,6 +28,10 @@ pub struct MoqAudioSection {
     pub generation_shift: u32,
     /// Opus frame duration in ms.
     pub frame_ms: u32,
+    /// The publisher's pacing lead in ms: how far ahead of playout it sends, so listeners can
+    /// size their jitter buffer (a listener holds about lead + its target).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lead_ms: Option<u32>,
 }
 
 /// Root extension carrying [`MoqAudioSection`], flattened into hang's catalog.
@@ -53,10 +57,12 @@ pub struct AudioDescription {
     pub channels: u32,
     /// Generation shift; `None` for a plain hang publisher (everything is generation 0).
     pub generation_shift: Option<u32>,
+    /// The publisher's pacing lead in ms, if it declared one.
+    pub lead_ms: Option<u32>,
 }
 
 /// Build the catalog for one Opus rendition.
-pub fn build(sample_rate: u32, channels: u32, bitrate: Option<u32>, frame_ms: u32) -> Catalog {
+pub fn build(sample_rate: u32, channels: u32, bitrate: Option<u32>, frame_ms: u32, lead_ms: u32) -> Catalog {
     let mut catalog = Catalog::default();
     let mut config = hang::catalog::AudioConfig::new(hang::catalog::AudioCodec::Opus, sample_rate, channels);
     config.bitrate = bitrate.map(u64::from);
@@ -69,6 +75,7 @@ pub fn build(sample_rate: u32, channels: u32, bitrate: Option<u32>, frame_ms: u3
         version: WIRE_VERSION,
         generation_shift: GENERATION_SHIFT,
         frame_ms,
+        lead_ms: Some(lead_ms),
     });
     catalog
 }
@@ -92,6 +99,7 @@ pub fn describe(catalog: &Catalog) -> Result<AudioDescription> {
         sample_rate: config.sample_rate,
         channels: config.channel_count,
         generation_shift: catalog.ext.moq_audio.as_ref().map(|m| m.generation_shift),
+        lead_ms: catalog.ext.moq_audio.as_ref().and_then(|m| m.lead_ms),
     })
 }
 
@@ -101,7 +109,7 @@ mod tests {
 
     #[test]
     fn catalog_round_trips_through_json() {
-        let catalog = build(24_000, 1, Some(32_000), 20);
+        let catalog = build(24_000, 1, Some(32_000), 20, 60);
         let json = catalog.to_json().unwrap();
         assert!(json.contains("\"moqAudio\""), "{json}");
         assert!(json.contains("\"codec\":\"opus\""), "{json}");
@@ -110,6 +118,7 @@ mod tests {
         assert_eq!(desc.track, AUDIO_TRACK);
         assert_eq!(desc.sample_rate, 24_000);
         assert_eq!(desc.generation_shift, Some(GENERATION_SHIFT));
+        assert_eq!(desc.lead_ms, Some(60));
     }
 
     #[test]

@@ -25,7 +25,9 @@ pub struct PlayerOptions {
     pub target: Duration,
     /// Fade-out at a flush, default 5 ms (at most 10 ms).
     pub fade: Duration,
-    /// Most audio buffered while playing before the oldest is skipped, default 300 ms.
+    /// Most audio buffered while playing before the oldest is skipped, default 300 ms; raised
+    /// to the publisher's lead + `target` + 100 ms when its catalog declares a larger lead (a
+    /// listener normally holds about lead + target).
     pub max_buffer: Duration,
     /// Write what is rendered to this WAV file (16-bit PCM at the consumer's rate).
     pub wav_path: Option<PathBuf>,
@@ -142,7 +144,8 @@ impl Player {
         let mut jopts = JitterOptions::new(rate, channels);
         jopts.target_us = options.target.as_micros() as u64;
         jopts.fade_us = options.fade.as_micros() as u64;
-        jopts.max_us = options.max_buffer.as_micros() as u64;
+        let lead = Duration::from_millis(consumer.description().lead_ms.unwrap_or(0) as u64);
+        jopts.max_us = options.max_buffer.max(lead + options.target + Duration::from_millis(100)).as_micros() as u64;
         let shared = watch::channel(PlayerReport {
             sample_rate: rate,
             channels,

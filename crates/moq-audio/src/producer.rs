@@ -392,6 +392,31 @@ impl AudioProducer {
         })
     }
 
+    /// Queue a prepared write if it fits now, without waiting; hands it back if it does not
+    /// (nothing of it is queued then).
+    ///
+    /// # Errors
+    /// [`Error::Closed`] if the producer was finished or cancelled.
+    pub fn try_write(&self, write: PendingWrite) -> Result<std::result::Result<WriteOutcome, PendingWrite>> {
+        let shared = &self.shared;
+        {
+            let mut st = shared.lock();
+            check_open(&st)?;
+            if st.generation != write.generation {
+                return Ok(Ok(WriteOutcome::Flushed));
+            }
+            let queued = st.pcm.len() + st.in_encoder;
+            if queued + write.samples.len() > shared.capacity_samples {
+                return Ok(Err(write));
+            }
+            st.pcm.extend(&write.samples);
+            st.written += write.samples.len() as u64;
+            st.last_write = Instant::now();
+        }
+        shared.work.notify_one();
+        Ok(Ok(WriteOutcome::Queued))
+    }
+
     /// Queue a prepared write, waiting while the queue is full.
     ///
     /// Returns [`WriteOutcome::Flushed`] if a flush dropped (part of) it meanwhile.
