@@ -96,11 +96,11 @@ def stale_section(r: dict, out: str) -> tuple[list[str], dict]:
         "",
         "*Method:* the same trials as the CDF above, as median bars with the p95 marked.",
         "",
-        "What the rows mean: *flush, then silence* is the agent that calls `flush()` and then listens to the user: the "
-        "listener still plays what was already in flight or in its jitter buffer (≈ lead + the 40 ms jitter target), "
-        "because it learns of the flush in-band, from the first frame of the next generation. *flush + new reply* "
-        "writes the next reply at once after the flush: its first frame overtakes the old audio, the old generation is "
-        "cut with a 5 ms fade (that fade is most of what is left). *moq-rs, agent paces itself* is an agent "
+        "What the rows mean: *flush, then silence* is the agent that calls `flush()` and then listens to the user: "
+        "the producer opens the new generation's first group at once, empty (a marker), so the listener cuts over as "
+        "soon as that group arrives, with a 5 ms fade, even though no new audio follows. *flush + new reply* "
+        "writes the next reply at once after the flush: its first group overtakes the old audio, and the old "
+        "generation is cut with the same 5 ms fade. *moq-rs, agent paces itself* is an agent "
         "that implements its own real-time pacing with a 60 ms lead on top of moq-rs and stops writing at the "
         "interruption: the best an application can do without a flush.",
     ]
@@ -358,13 +358,12 @@ def observations(results: dict[str, Any]) -> list[str]:
                 "hand it exceeded the rendered audio by a whole number of 100 ms groups (100 or 200 ms), while it is "
                 "within ~1 ms at 20 and 60 ms leads."
             )
-        if sil.get("n") and paced.get("n"):
+        if sil.get("n") and paced.get("n") and sil["median"] > 20:
             out.append(
                 f"When nothing follows the flush, moq-audio's stale audio ({sil['median']:.0f} ms median at a 60 ms lead) is "
                 f"about what an application that paces moq-rs itself with the same lead gets ({paced['median']:.0f} ms): "
-                "the listener learns of a flush from the first frame of the next generation, so what is in flight and in "
-                "its jitter buffer still plays. Sending a frame (or marker group) of the new generation at flush time "
-                "would cut it to the fade even when the agent falls silent."
+                "the listener did not learn of the flush before audio of the next generation arrived; the empty marker "
+                "group that flush() publishes is meant to cut it to the fade even when the agent falls silent."
             )
     return out
 

@@ -23,6 +23,7 @@ Errors: bad input raises :class:`ValueError`; everything else derives from
 
 from __future__ import annotations
 
+import atexit
 import os
 from pathlib import Path
 from typing import Any, Generator, Optional
@@ -46,6 +47,10 @@ from ._native import (
     __version__,
 )
 from .transcript import truncate_text
+
+# End pending awaitables while the interpreter can still take their results (see
+# crates/moq-audio-py/src/runtime.rs): otherwise a late one aborts the process at exit.
+atexit.register(_native._shutdown)
 
 __all__ = [
     "GENERATION_SHIFT",

@@ -7,6 +7,7 @@ use pyo3::prelude::*;
 use tokio::sync::Mutex;
 
 use crate::errors::to_py;
+use crate::runtime::py_future;
 
 /// Decoded audio frames of a broadcast: `async for frame in consumer`.
 #[pyclass(module = "moq_audio._native", frozen)]
@@ -35,7 +36,7 @@ impl AudioConsumer {
 
     fn __anext__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let inner = self.inner.clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+        py_future(py, async move {
             let mut guard = inner.lock().await;
             let Some(consumer) = guard.as_mut() else {
                 return Err(pyo3::exceptions::PyStopAsyncIteration::new_err(()));

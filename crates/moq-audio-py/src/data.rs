@@ -7,6 +7,7 @@ use pyo3::types::{PyBytes, PyString};
 use tokio::sync::Mutex;
 
 use crate::errors::to_py;
+use crate::runtime::py_future;
 
 fn payload(obj: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
     if let Ok(s) = obj.cast::<PyString>() {
@@ -54,7 +55,7 @@ impl DataReader {
 
     fn __anext__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let inner = self.inner.clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+        py_future(py, async move {
             match inner.lock().await.next().await.map_err(to_py)? {
                 Some(bytes) => Ok(Python::attach(|py| PyBytes::new(py, &bytes).unbind())),
                 None => Err(pyo3::exceptions::PyStopAsyncIteration::new_err(())),

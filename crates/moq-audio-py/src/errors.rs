@@ -57,22 +57,3 @@ pub fn to_py(err: moq_audio::Error) -> PyErr {
         _ => MoqAudioError::new_err(msg),
     }
 }
-
-/// Run `f` with the GIL released and map its error. Blocking work and waits go through here.
-pub fn detach<T: Send>(py: Python<'_>, f: impl FnOnce() -> moq_audio::Result<T> + Send) -> PyResult<T> {
-    py.detach(f).map_err(to_py)
-}
-
-/// The shared tokio runtime (pyo3-async-runtimes' multi-thread runtime).
-pub fn runtime() -> &'static tokio::runtime::Runtime {
-    pyo3_async_runtimes::tokio::get_runtime()
-}
-
-/// Turn a core future into a Python awaitable on the shared runtime.
-pub fn awaitable<'py, T, F>(py: Python<'py>, fut: F) -> PyResult<Bound<'py, PyAny>>
-where
-    F: std::future::Future<Output = moq_audio::Result<T>> + Send + 'static,
-    T: for<'a> IntoPyObject<'a> + Send + 'static,
-{
-    pyo3_async_runtimes::tokio::future_into_py(py, async move { fut.await.map_err(to_py) })
-}

@@ -7,6 +7,7 @@
 mod errors;
 mod pcm;
 mod producer;
+mod runtime;
 mod consumer;
 mod data;
 mod player;
@@ -32,6 +33,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<session::NativeSession>()?;
     m.add_function(wrap_pyfunction!(session::serve, m)?)?;
     m.add_function(wrap_pyfunction!(session::connect, m)?)?;
+    m.add_function(wrap_pyfunction!(runtime::_shutdown, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("GENERATION_SHIFT", moq_audio::generation::GENERATION_SHIFT)?;
     Ok(())

@@ -6,7 +6,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use tokio::sync::Mutex;
 
-use crate::errors::awaitable;
+use crate::runtime::awaitable;
 
 /// Real-time playout of a subscribed broadcast through the jitter buffer, with playout feedback.
 #[pyclass(module = "moq_audio._native", frozen)]

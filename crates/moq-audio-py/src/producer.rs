@@ -7,7 +7,8 @@ use std::time::Duration;
 use pyo3::prelude::*;
 use tokio::sync::Mutex;
 
-use crate::errors::{awaitable, detach, runtime, to_py};
+use crate::errors::to_py;
+use crate::runtime::{awaitable, detach, py_future, runtime};
 use crate::pcm::extract;
 
 /// An asyncio future of the running loop, already resolved to `value`.
@@ -297,7 +298,7 @@ impl MarkEvents {
 
     fn __anext__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let rx = self.rx.clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+        py_future(py, async move {
             let mut rx = rx.lock().await;
             loop {
                 match rx.recv().await {

@@ -10,7 +10,8 @@ use pyo3::prelude::*;
 use tokio::sync::Mutex;
 
 use crate::consumer::AudioConsumer;
-use crate::errors::{awaitable, runtime, to_py};
+use crate::errors::to_py;
+use crate::runtime::{awaitable, runtime};
 use crate::player::Player;
 use crate::producer::AudioProducer;
 

@@ -105,25 +105,43 @@ pub(crate) async fn collect(remote: moq_net::origin::Consumer, path: String, sin
 }
 
 /// Read one listener's reports until its broadcast ends; returns its id.
+///
+/// A subscription that fails while the listener is still there (a report group reset or
+/// skipped in transit) is renewed: losing a listener's feedback would make its marks time out.
 async fn read_listener(scoped: moq_net::origin::Consumer, id: String, sink: ProducerSink) -> String {
-    let result: Result<()> = async {
-        let broadcast = scoped.routed_broadcast(id.as_str()).await?;
-        let mut track = broadcast.track(FEEDBACK_TRACK)?.subscribe(None).await?;
-        while let Some(mut group) = track.recv_group().await? {
-            while let Some(frame) = group.read_frame().await? {
-                match PlayoutReport::decode(&id, &frame.payload) {
-                    Ok(report) => sink.report_playout(report),
-                    Err(e) => tracing::debug!(%e, listener = %id, "ignoring a bad playout report"),
-                }
-            }
+    let broadcast = match scoped.routed_broadcast(id.as_str()).await {
+        Ok(broadcast) => broadcast,
+        Err(e) => {
+            tracing::debug!(%e, listener = %id, "listener broadcast gone");
+            return id;
         }
-        Ok(())
-    }
-    .await;
-    if let Err(e) = result {
-        tracing::debug!(%e, listener = %id, "listener feedback ended");
+    };
+    while !broadcast.is_closed() && !sink.is_done() {
+        if let Err(e) = read_reports(&broadcast, &id, &sink).await {
+            tracing::debug!(%e, listener = %id, "listener feedback interrupted; resubscribing");
+        }
+        tokio::time::sleep(RESUBSCRIBE).await;
     }
     id
+}
+
+/// Pause before renewing a listener's feedback subscription.
+const RESUBSCRIBE: Duration = Duration::from_millis(50);
+
+async fn read_reports(broadcast: &moq_net::broadcast::Consumer, id: &str, sink: &ProducerSink) -> Result<()> {
+    // Reports are tiny and each is its own group; tolerate reordering so a report still in
+    // flight is not abandoned when the next one starts.
+    let subscription = moq_net::track::Subscription::default().with_max_age(Duration::from_secs(1));
+    let mut track = broadcast.track(FEEDBACK_TRACK)?.subscribe(subscription).await?;
+    while let Some(mut group) = track.recv_group().await? {
+        while let Some(frame) = group.read_frame().await? {
+            match PlayoutReport::decode(id, &frame.payload) {
+                Ok(report) => sink.report_playout(report),
+                Err(e) => tracing::debug!(%e, listener = %id, "ignoring a bad playout report"),
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

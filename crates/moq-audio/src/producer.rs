@@ -242,6 +242,11 @@ impl ProducerSink {
         matches!(self.0.lock().status, Status::Finished | Status::Cancelled)
     }
 
+    /// Closed and no mark left to resolve: feedback is no longer needed.
+    pub(crate) fn is_done(&self) -> bool {
+        self.is_closed() && !self.has_pending_marks()
+    }
+
     pub(crate) fn has_pending_marks(&self) -> bool {
         self.0.lock().marks.has_pending()
     }
