@@ -77,25 +77,32 @@ pub struct JitterStats {
     pub skipped_frames: u64,
 }
 
+/// A decoded frame waiting to be played, by media timestamp.
 #[derive(Debug)]
 struct Chunk {
     ts_us: u64,
     pcm: Vec<f32>,
-    /// Samples already rendered from the front.
-    offset: usize,
 }
 
+/// Timestamps within this of each other are contiguous: decoders and resamplers emit frames
+/// whose length does not always land on a whole µs.
+const SLACK_US: u64 = 1_000;
+
 /// The buffer.
+///
+/// Frames are kept in timestamp order and played against a playout position, not in arrival
+/// order: groups are read concurrently, so a frame of group k+1 can arrive before the last
+/// frames of group k, and must not push them out as "late".
 #[derive(Debug)]
 pub struct JitterBuffer {
     opts: JitterOptions,
     generation: Option<u64>,
     /// Chunks of the current generation in timestamp order.
     queue: VecDeque<Chunk>,
-    /// Interleaved samples in `queue` not yet rendered.
-    queued: usize,
-    /// Media timestamp just past the end of `queue` (µs).
-    end_ts: u64,
+    /// Samples already rendered from the front chunk.
+    offset: usize,
+    /// Media timestamp (µs) of the next sample to render; `None` until playout is anchored.
+    pos_us: Option<u64>,
     playing: bool,
     /// Faded tail of the flushed generation, rendered before anything else.
     fade: VecDeque<f32>,
@@ -112,8 +119,8 @@ impl JitterBuffer {
             opts,
             generation: None,
             queue: VecDeque::new(),
-            queued: 0,
-            end_ts: 0,
+            offset: 0,
+            pos_us: None,
             playing: false,
             fade: VecDeque::new(),
             fade_generation: 0,
@@ -135,14 +142,28 @@ impl JitterBuffer {
         frames as u64 * 1_000_000 / self.opts.sample_rate as u64
     }
 
+    fn end_of(&self, chunk: &Chunk) -> u64 {
+        chunk.ts_us + self.frames_to_us(chunk.pcm.len() / self.ch())
+    }
+
+    /// Where playout is (or would start): the next sample's media timestamp.
+    fn head_us(&self) -> Option<u64> {
+        let front = self.queue.front()?;
+        Some(match self.pos_us {
+            Some(pos) if self.playing => pos,
+            _ => front.ts_us + self.frames_to_us(self.offset / self.ch()),
+        })
+    }
+
     /// The generation being played (or waited for).
     pub fn generation(&self) -> Option<u64> {
         self.generation
     }
 
-    /// Audio buffered in µs (current generation).
+    /// Audio buffered in µs (current generation, not yet rendered; gaps not counted).
     pub fn buffered_us(&self) -> u64 {
-        self.frames_to_us(self.queued / self.ch())
+        let samples: usize = self.queue.iter().map(|c| c.pcm.len()).sum::<usize>() - self.offset;
+        self.frames_to_us(samples / self.ch())
     }
 
     /// Counters.
@@ -160,13 +181,9 @@ impl JitterBuffer {
         self.last
     }
 
-    fn enqueue(&mut self, ts_us: u64, pcm: Vec<f32>) {
-        self.end_ts = ts_us + self.frames_to_us(pcm.len() / self.ch());
-        self.queued += pcm.len();
-        self.queue.push_back(Chunk { ts_us, pcm, offset: 0 });
-    }
-
     /// Add a decoded frame of interleaved samples stamped `ts_us` (µs) of `generation`.
+    ///
+    /// A frame with no samples only announces its generation (a flush marker).
     pub fn push(&mut self, generation: u64, ts_us: u64, pcm: &[f32]) {
         match self.generation {
             Some(g) if generation < g => {
@@ -178,33 +195,39 @@ impl JitterBuffer {
             _ => {}
         }
         if pcm.is_empty() {
-            return; // a generation marker: the cut above is all it does
-        }
-        let dur = self.frames_to_us(pcm.len() / self.ch());
-        if self.queue.is_empty() && !self.playing {
-            // Nothing buffered and not playing: the timeline (re)starts here.
-            self.enqueue(ts_us, pcm.to_vec());
             return;
         }
-        if ts_us + dur <= self.end_ts {
+        let ch = self.ch();
+        let mut ts = ts_us;
+        let mut pcm = pcm;
+        // Before the playout position: late; the part still ahead of it is kept.
+        if let (true, Some(pos)) = (self.playing, self.pos_us) {
+            let end = ts + self.frames_to_us(pcm.len() / ch);
+            if end <= pos + SLACK_US {
+                self.stats.late_frames += 1;
+                return;
+            }
+            if ts + SLACK_US < pos {
+                let skip = (self.us_to_frames(pos - ts) * ch).min(pcm.len());
+                pcm = &pcm[skip..];
+                ts = pos;
+            }
+        }
+        // Insert in timestamp order; a frame overlapping one we have is a duplicate.
+        let at = self.queue.partition_point(|c| c.ts_us < ts);
+        let end = ts + self.frames_to_us(pcm.len() / ch);
+        let overlaps_prev = at > 0 && self.end_of(&self.queue[at - 1]) > ts + SLACK_US;
+        let overlaps_next = at < self.queue.len() && self.queue[at].ts_us + SLACK_US < end;
+        if overlaps_prev || overlaps_next {
             self.stats.late_frames += 1;
             return;
         }
-        if ts_us < self.end_ts {
-            // Overlaps what is queued or played: keep the part after end_ts.
-            let skip = self.us_to_frames(self.end_ts - ts_us) * self.ch();
-            let ts = self.end_ts;
-            self.enqueue(ts, pcm[skip.min(pcm.len())..].to_vec());
+        if at == 0 && self.offset > 0 {
+            // Never slip in front of a chunk that is half played.
+            self.stats.late_frames += 1;
             return;
         }
-        let gap = ts_us - self.end_ts;
-        if gap > 0 && gap <= self.opts.max_gap_us && !self.queue.is_empty() {
-            // A lost frame: keep the timeline with silence.
-            let ts = self.end_ts;
-            self.enqueue(ts, vec![0.0; self.us_to_frames(gap) * self.ch()]);
-        }
-        // A larger jump (the publisher ran dry and restarted its timeline) is closed up.
-        self.enqueue(ts_us, pcm.to_vec());
+        self.queue.insert(at, Chunk { ts_us: ts, pcm: pcm.to_vec() });
         self.cap();
     }
 
@@ -214,58 +237,52 @@ impl JitterBuffer {
             return;
         }
         let excess = self.us_to_frames(self.buffered_us() - self.opts.target_us) * self.ch();
-        let skipped = self.drain_samples(excess).len() / self.ch();
+        let skipped = self.take_audio(excess).len() / self.ch();
         self.stats.skipped_frames += skipped as u64;
     }
 
     /// A newer generation arrived: fade out what the listener is hearing and drop the rest.
     fn cut_to(&mut self, generation: u64) {
         let ch = self.ch();
-        if self.playing && self.queued > 0 {
-            let fade_frames = self.us_to_frames(self.opts.fade_us).min(self.queued / ch);
-            self.fade_ts = self.front_ts();
+        if self.playing && !self.queue.is_empty() {
+            let fade_frames = self.us_to_frames(self.opts.fade_us).max(1);
+            self.fade_ts = self.head_us().unwrap_or(0);
             self.fade_generation = self.generation.expect("cut from a generation");
-            let mut old = self.drain_samples(fade_frames * ch).into_iter();
+            let old = self.take_audio(fade_frames * ch);
+            let frames = old.len() / ch;
             self.fade.clear();
-            for frame in 0..fade_frames {
-                let gain = 1.0 - (frame + 1) as f32 / fade_frames as f32;
-                for _ in 0..ch {
-                    self.fade.push_back(old.next().unwrap_or(0.0) * gain);
-                }
+            for (i, s) in old.into_iter().enumerate() {
+                let gain = 1.0 - (i / ch + 1) as f32 / frames as f32;
+                self.fade.push_back(s * gain);
             }
         }
-        self.stats.flushed_frames += (self.queued / ch) as u64;
+        let left: usize = self.queue.iter().map(|c| c.pcm.len()).sum::<usize>() - self.offset;
+        self.stats.flushed_frames += (left / ch) as u64;
         self.queue.clear();
-        self.queued = 0;
-        self.end_ts = 0;
+        self.offset = 0;
+        self.pos_us = None;
         self.generation = Some(generation);
-        // The new generation plays at once: the publisher sent its first lead in a burst.
+        // The new generation plays at once: the publisher sends its first lead in a burst.
         self.playing = true;
     }
 
-    fn front_ts(&self) -> u64 {
-        self.queue
-            .front()
-            .map_or(self.end_ts, |c| c.ts_us + self.frames_to_us(c.offset / self.ch()))
-    }
-
-    /// Take up to `n` samples from the front, updating `last`.
-    fn drain_samples(&mut self, n: usize) -> Vec<f32> {
+    /// Take up to `n` samples of audio from the playout position on (gaps skipped), moving the
+    /// position past them.
+    fn take_audio(&mut self, n: usize) -> Vec<f32> {
+        let ch = self.ch();
         let mut out = Vec::with_capacity(n);
         while out.len() < n {
-            let ch = self.ch();
-            let rate = self.opts.sample_rate as u64;
-            let Some(chunk) = self.queue.front_mut() else { break };
-            let take = (chunk.pcm.len() - chunk.offset).min(n - out.len());
-            out.extend_from_slice(&chunk.pcm[chunk.offset..chunk.offset + take]);
-            chunk.offset += take;
-            let ts = chunk.ts_us + (chunk.offset / ch) as u64 * 1_000_000 / rate;
-            self.last = Some((self.generation.expect("queued audio has a generation"), ts));
-            if chunk.offset == chunk.pcm.len() {
+            let Some(chunk) = self.queue.front() else { break };
+            let take = (chunk.pcm.len() - self.offset).min(n - out.len());
+            out.extend_from_slice(&chunk.pcm[self.offset..self.offset + take]);
+            self.offset += take;
+            let ts = chunk.ts_us + self.frames_to_us(self.offset / ch);
+            self.pos_us = Some(ts);
+            if self.offset == chunk.pcm.len() {
                 self.queue.pop_front();
+                self.offset = 0;
             }
         }
-        self.queued -= out.len();
         out
     }
 
@@ -292,25 +309,52 @@ impl JitterBuffer {
         // 2. Wait for the target before starting.
         if !self.playing && self.generation.is_some() && self.buffered_us() >= self.opts.target_us {
             self.playing = true;
+            self.pos_us = None;
         }
-        // 3. Audio of the current generation.
-        if self.playing && i < out.len() {
-            let ts_us = self.front_ts();
-            let audio = self.drain_samples(out.len() - i);
-            if !audio.is_empty() {
-                out[i..i + audio.len()].copy_from_slice(&audio);
-                spans.push(Rendered {
-                    generation: self.generation,
-                    ts_us,
-                    frames: audio.len() / ch,
-                    fade: false,
-                });
-                i += audio.len();
-            }
-            if i < out.len() {
+        // 3. Audio of the current generation, against the playout position.
+        while self.playing && i < out.len() {
+            let generation = self.generation.expect("playing a generation");
+            let Some(front) = self.queue.front() else {
                 // Ran dry.
                 self.stats.underruns += 1;
                 self.playing = false;
+                break;
+            };
+            let front_ts = front.ts_us;
+            let pos = *self.pos_us.get_or_insert(front_ts);
+            if self.offset == 0 && front_ts > pos + SLACK_US {
+                let gap = front_ts - pos;
+                if gap > self.opts.max_gap_us {
+                    // A jump (the publisher ran dry and restarted its timeline): close it up.
+                    self.pos_us = Some(front_ts);
+                    continue;
+                }
+                // A frame that never came: silence in its place, on the generation's timeline.
+                let n = (self.us_to_frames(gap).max(1) * ch).min(out.len() - i);
+                out[i..i + n].fill(0.0);
+                spans.push(Rendered {
+                    generation: Some(generation),
+                    ts_us: pos,
+                    frames: n / ch,
+                    fade: false,
+                });
+                self.pos_us = Some(pos + self.frames_to_us(n / ch));
+                i += n;
+                continue;
+            }
+            let audio = self.take_audio(out.len() - i);
+            out[i..i + audio.len()].copy_from_slice(&audio);
+            spans.push(Rendered {
+                generation: Some(generation),
+                ts_us: pos,
+                frames: audio.len() / ch,
+                fade: false,
+            });
+            i += audio.len();
+        }
+        if let (Some(generation), Some(pos)) = (self.generation, self.pos_us) {
+            if spans.iter().any(|s| !s.fade && s.generation.is_some()) {
+                self.last = Some((generation, pos));
             }
         }
         // 4. Silence for the rest.
@@ -419,13 +463,50 @@ mod tests {
     }
 
     #[test]
-    fn small_gaps_are_silence_and_big_jumps_are_closed() {
+    fn frames_arriving_out_of_order_play_in_timestamp_order() {
+        // Two groups read concurrently: group 1's frames come in before group 0's last ones.
+        let mut b = buf();
+        for (k, v) in [(5, 0.6), (6, 0.7), (0, 0.1), (1, 0.2), (2, 0.3), (3, 0.4), (4, 0.5)] {
+            b.push(0, k * 20_000, &frame(v));
+        }
+        let (out, _) = render(&mut b, 7 * 960);
+        for (k, v) in [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7].iter().enumerate() {
+            assert!(out[k * 960..(k + 1) * 960].iter().all(|s| s == v), "frame {k}");
+        }
+        assert_eq!(b.stats().late_frames, 0);
+        assert_eq!(b.last_rendered(), Some((0, 140_000)));
+    }
+
+    #[test]
+    fn a_missing_frame_is_silence_and_fills_in_if_it_comes_in_time() {
         let mut b = buf();
         b.push(0, 0, &frame(0.1));
-        b.push(0, 40_000, &frame(0.2)); // one frame lost
-        assert_eq!(b.buffered_us(), 60_000);
-        b.push(0, 5_000_000, &frame(0.3)); // underrun at the publisher
-        assert_eq!(b.buffered_us(), 80_000);
+        b.push(0, 40_000, &frame(0.3)); // 20 000 has not come (yet)
+        assert_eq!(b.buffered_us(), 40_000);
+        let (out, _) = render(&mut b, 960);
+        assert!(out.iter().all(|&s| s == 0.1));
+        b.push(0, 20_000, &frame(0.2)); // arrives before its turn
+        let (out, _) = render(&mut b, 1920);
+        assert!(out[..960].iter().all(|&s| s == 0.2) && out[960..].iter().all(|&s| s == 0.3));
+        // A frame that never comes is played as silence, and a late one is dropped.
+        b.push(0, 80_000, &frame(0.5));
+        b.push(0, 100_000, &frame(0.5));
+        let (out, _) = render(&mut b, 1920);
+        assert!(out[..960].iter().all(|&s| s == 0.0) && out[960..].iter().all(|&s| s == 0.5));
+        b.push(0, 60_000, &frame(0.4));
+        assert_eq!(b.stats().late_frames, 1);
+    }
+
+    #[test]
+    fn big_jumps_are_closed_up() {
+        let mut b = buf();
+        b.push(0, 0, &frame(0.1));
+        b.push(0, 20_000, &frame(0.1));
+        render(&mut b, 960);
+        b.push(0, 5_000_000, &frame(0.3)); // the publisher ran dry and restarted its timeline
+        let (out, _) = render(&mut b, 1920);
+        assert!(out[..960].iter().all(|&s| s == 0.1) && out[960..].iter().all(|&s| s == 0.3));
+        assert_eq!(b.last_rendered(), Some((0, 5_020_000)));
     }
 
     #[test]
