@@ -61,6 +61,9 @@ export interface RenderResult {
   audioFrames: number;
 }
 
+/** Timestamps within this of each other are contiguous (frame lengths do not land on whole µs). */
+const SLACK_US = 1_000;
+
 interface Chunk {
   tsUs: number;
   pcm: Float32Array;
@@ -83,8 +86,8 @@ export class JitterBuffer {
   private queue: Chunk[] = [];
   /** Interleaved samples in `queue` not yet rendered. */
   private queued = 0;
-  /** Media timestamp just past the end of `queue`, µs. */
-  private endTs = 0;
+  /** Media timestamp of the next sample to render, µs; null until playout is anchored. */
+  private posUs: number | null = null;
   private fade: Float32Array = new Float32Array(0);
   private fadePos = 0;
   private fadeGeneration = 0;
@@ -119,10 +122,8 @@ export class JitterBuffer {
     return this.framesToUs(this.queued / this.channels);
   }
 
-  private enqueue(tsUs: number, pcm: Float32Array): void {
-    this.endTs = tsUs + this.framesToUs(pcm.length / this.channels);
-    this.queued += pcm.length;
-    this.queue.push({ tsUs, pcm, offset: 0 });
+  private endOf(c: Chunk): number {
+    return c.tsUs + this.framesToUs(c.pcm.length / this.channels);
   }
 
   /**
@@ -140,35 +141,43 @@ export class JitterBuffer {
     return true;
   }
 
-  /** Add a decoded frame of interleaved samples stamped `tsUs` of `generation`. */
+  /**
+   * Add a decoded frame of interleaved samples stamped `tsUs` of `generation`. Frames are kept in
+   * timestamp order and played against a playout position, not in arrival order: groups are read
+   * concurrently, so a frame of group k+1 can arrive before the last frames of group k.
+   */
   push(generation: number, tsUs: number, pcm: Float32Array): void {
     if (!this.announce(generation)) {
       this.stats.staleFrames += 1;
       return;
     }
-    const dur = this.framesToUs(pcm.length / this.channels);
-    if (this.queue.length === 0 && !this.playing) {
-      // Nothing buffered and not playing: the timeline (re)starts here.
-      this.enqueue(tsUs, pcm);
-      return;
+    if (pcm.length === 0) return;
+    const ch = this.channels;
+    // Before the playout position: late; the part still ahead of it is kept.
+    if (this.playing && this.posUs !== null) {
+      const end = tsUs + this.framesToUs(pcm.length / ch);
+      if (end <= this.posUs + SLACK_US) {
+        this.stats.lateFrames += 1;
+        return;
+      }
+      if (tsUs + SLACK_US < this.posUs) {
+        const skip = Math.min(this.usToFrames(this.posUs - tsUs) * ch, pcm.length);
+        pcm = pcm.subarray(skip);
+        tsUs = this.posUs;
+      }
     }
-    if (tsUs + dur <= this.endTs) {
+    // Insert in timestamp order; a frame overlapping one we have is a duplicate.
+    let at = this.queue.length;
+    while (at > 0 && this.queue[at - 1].tsUs >= tsUs) at--;
+    const end = tsUs + this.framesToUs(pcm.length / ch);
+    const prev = this.queue[at - 1];
+    const next = this.queue[at];
+    if ((prev && this.endOf(prev) > tsUs + SLACK_US) || (next && next.tsUs + SLACK_US < end) || (at === 0 && next && next.offset > 0)) {
       this.stats.lateFrames += 1;
       return;
     }
-    if (tsUs < this.endTs) {
-      // Overlaps what is queued or played: keep the part after endTs.
-      const skip = this.usToFrames(this.endTs - tsUs) * this.channels;
-      this.enqueue(this.endTs, pcm.subarray(Math.min(skip, pcm.length)));
-      return;
-    }
-    const gap = tsUs - this.endTs;
-    if (gap > 0 && gap <= this.maxGapUs && this.queue.length > 0) {
-      // A lost frame: keep the timeline with silence.
-      this.enqueue(this.endTs, new Float32Array(this.usToFrames(gap) * this.channels));
-    }
-    // A larger jump (the publisher ran dry and restarted its timeline) is closed up.
-    this.enqueue(tsUs, pcm);
+    this.queue.splice(at, 0, { tsUs, pcm, offset: 0 });
+    this.queued += pcm.length;
     this.cap();
   }
 
@@ -202,7 +211,7 @@ export class JitterBuffer {
     this.stats.flushedFrames += droppedFrames;
     this.queue = [];
     this.queued = 0;
-    this.endTs = 0;
+    this.posUs = null;
     this.generation = generation;
     this.playing = false;
     this.immediate = true;
@@ -214,7 +223,7 @@ export class JitterBuffer {
 
   private frontTs(): number {
     const c = this.queue[0];
-    return c ? c.tsUs + this.framesToUs(c.offset / this.channels) : this.endTs;
+    return c ? c.tsUs + this.framesToUs(c.offset / this.channels) : (this.posUs ?? 0);
   }
 
   /** Take up to `n` interleaved samples from the front of the queue, updating `last`. */
@@ -228,10 +237,8 @@ export class JitterBuffer {
       out.set(chunk.pcm.subarray(chunk.offset, chunk.offset + take), filled);
       filled += take;
       chunk.offset += take;
-      this.last = {
-        generation: this.generation ?? 0,
-        tsUs: chunk.tsUs + this.framesToUs(chunk.offset / this.channels),
-      };
+      this.posUs = chunk.tsUs + this.framesToUs(chunk.offset / this.channels);
+      this.last = { generation: this.generation ?? 0, tsUs: this.posUs };
       if (chunk.offset === chunk.pcm.length) this.queue.shift();
     }
     this.queued -= filled;
@@ -264,22 +271,36 @@ export class JitterBuffer {
         this.immediate = false;
       }
     }
-    // 3. Audio of the current generation.
-    if (this.playing && i < out.length) {
-      const audio = this.drain(out.length - i);
-      if (audio.length > 0) {
-        out.set(audio, i);
-        if (this.unstarted !== null && this.unstarted === this.generation) {
-          result.started = { generation: this.unstarted, frame: i / ch };
-          this.unstarted = null;
-        }
-        i += audio.length;
-        result.audioFrames += audio.length / ch;
-      }
-      if (i < out.length) {
+    // 3. Audio of the current generation, against the playout position.
+    while (this.playing && i < out.length) {
+      const front = this.queue[0];
+      if (!front) {
         this.stats.underruns += 1; // ran dry
         this.playing = false;
+        break;
       }
+      if (this.posUs === null) this.posUs = front.tsUs;
+      if (front.offset === 0 && front.tsUs > this.posUs + SLACK_US) {
+        const gap = front.tsUs - this.posUs;
+        if (gap > this.maxGapUs) {
+          this.posUs = front.tsUs; // a jump (the publisher restarted its timeline): close it up
+          continue;
+        }
+        // A frame that never came: silence in its place.
+        const n = Math.min(Math.max(this.usToFrames(gap), 1) * ch, out.length - i);
+        out.fill(0, i, i + n);
+        this.posUs += this.framesToUs(n / ch);
+        i += n;
+        continue;
+      }
+      const audio = this.drain(out.length - i);
+      out.set(audio, i);
+      if (this.unstarted !== null && this.unstarted === this.generation) {
+        result.started = { generation: this.unstarted, frame: i / ch };
+        this.unstarted = null;
+      }
+      i += audio.length;
+      result.audioFrames += audio.length / ch;
     }
     // 4. Silence for the rest.
     if (i < out.length) out.fill(0, i);
@@ -294,7 +315,7 @@ export class JitterBuffer {
     this.immediate = false;
     this.queue = [];
     this.queued = 0;
-    this.endTs = 0;
+    this.posUs = null;
     this.fade = new Float32Array(0);
     this.fadePos = 0;
     this.pendingCut = null;

@@ -84,13 +84,36 @@ test("a cut while nothing is audible is silent at once", () => {
   assert.equal(result.silentAt.cut.fadeFrames, 0);
 });
 
-test("small gaps are silence, big jumps are closed", () => {
+test("frames arriving out of order play in timestamp order", () => {
+  // Two groups read concurrently: group 1's frames come in before group 0's last ones.
+  const b = buf();
+  for (const [k, v] of [[5, 0.6], [6, 0.7], [0, 0.1], [1, 0.2], [2, 0.3], [3, 0.4], [4, 0.5]]) {
+    b.push(0, k * 20_000, frame(v));
+  }
+  const r = render(b, 7 * 960);
+  [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7].forEach((v, k) => {
+    assert.ok(r.out.subarray(k * 960, (k + 1) * 960).every((s) => approx(s, v)), `frame ${k}`);
+  });
+  assert.equal(b.stats.lateFrames, 0);
+  assert.equal(b.last.tsUs, 140_000);
+});
+
+test("a missing frame is silence and fills in if it comes in time; big jumps are closed", () => {
   const b = buf();
   b.push(0, 0, frame(0.1));
-  b.push(0, 40_000, frame(0.2)); // one frame lost
-  assert.equal(b.bufferedUs(), 60_000);
-  b.push(0, 5_000_000, frame(0.3)); // the publisher ran dry
-  assert.equal(b.bufferedUs(), 80_000);
+  b.push(0, 40_000, frame(0.3)); // 20 000 has not come (yet)
+  let r = render(b, 960);
+  assert.ok(r.out.every((s) => approx(s, 0.1)));
+  b.push(0, 20_000, frame(0.2)); // arrives before its turn
+  r = render(b, 1920);
+  assert.ok(r.out.subarray(0, 960).every((s) => approx(s, 0.2)) && r.out.subarray(960).every((s) => approx(s, 0.3)));
+  b.push(0, 80_000, frame(0.5)); // 60 000 never comes: silence in its place
+  r = render(b, 1920);
+  assert.ok(r.out.subarray(0, 960).every((s) => s === 0) && r.out.subarray(960).every((s) => approx(s, 0.5)));
+  b.push(0, 5_000_000, frame(0.3)); // the publisher ran dry and restarted its timeline
+  b.push(0, 5_020_000, frame(0.3));
+  r = render(b, 960);
+  assert.ok(r.out.every((s) => approx(s, 0.3)));
 });
 
 test("underrun renders silence and restarts at the target", () => {
