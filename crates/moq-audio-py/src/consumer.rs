@@ -64,12 +64,7 @@ impl AudioConsumer {
     #[getter]
     fn end_reason(&self) -> Option<String> {
         let guard = self.inner.try_lock().ok()?;
-        let reason = guard.as_ref()?.end_reason()?;
-        Some(match reason {
-            moq_audio::EndReason::Finished => "finished".into(),
-            moq_audio::EndReason::Cancelled => "cancelled".into(),
-            moq_audio::EndReason::Failed(why) => format!("failed: {why}"),
-        })
+        Some(guard.as_ref()?.end_reason()?.to_string())
     }
 
     /// Stop consuming (unsubscribes). Iteration ends.

@@ -25,14 +25,7 @@ fn report_dict<'py>(py: Python<'py>, r: &moq_audio::PlayerReport) -> PyResult<Bo
     d.set_item("rendered_ms", r.rendered_frames as f64 * 1000.0 / r.sample_rate.max(1) as f64)?;
     d.set_item("position", r.position)?;
     d.set_item("stopped", r.stopped)?;
-    d.set_item(
-        "end",
-        r.end.as_ref().map(|e| match e {
-            moq_audio::EndReason::Finished => "finished".to_string(),
-            moq_audio::EndReason::Cancelled => "cancelled".to_string(),
-            moq_audio::EndReason::Failed(w) => format!("failed: {w}"),
-        }),
-    )?;
+    d.set_item("end", r.end.as_ref().map(ToString::to_string))?;
     let stats = PyDict::new(py);
     stats.set_item("stale_frames", r.stats.stale_frames)?;
     stats.set_item("late_frames", r.stats.late_frames)?;

@@ -23,7 +23,8 @@ impl Session {
     /// [`crate::Error::InvalidInput`] for bad options, [`crate::Error::Moq`] if the path is taken.
     pub fn publish_audio(&self, path: &str, options: ProducerOptions) -> Result<AudioProducer> {
         options.validate()?;
-        let broadcast = self.publish_broadcast(path)?;
+        // Tracks first, announce last: a subscriber that sees the broadcast finds its catalog.
+        let broadcast = self.create_broadcast(path)?;
         let catalog = catalog::build(
             crate::opus::codec_rate(options.sample_rate),
             options.channels,
@@ -39,6 +40,7 @@ impl Session {
             hang::container::track_info(hang::catalog::PRIORITY.audio),
         )?;
         let producer = AudioProducer::new(track, options)?;
+        broadcast.announce(Default::default())?;
         producer.set_broadcast(broadcast);
         producer.attach(Box::new(catalog_track));
         tokio::spawn(crate::feedback::collect(self.remote(), path.to_string(), producer.sink()));
@@ -75,8 +77,9 @@ impl Session {
     ) -> Result<(Player, String)> {
         let audio = self.subscribe_audio(path, consumer).await?;
         let id = listener.unwrap_or_else(unique_listener_id);
-        let broadcast = self.publish_broadcast(&format!("{path}/{LISTENERS_PREFIX}/{id}"))?;
+        let broadcast = self.create_broadcast(&format!("{path}/{LISTENERS_PREFIX}/{id}"))?;
         let track = broadcast.create_track(FEEDBACK_TRACK, None)?;
+        broadcast.announce(Default::default())?;
         let mut player = Player::start(audio, player, Some(track))?;
         player.attach(Box::new(broadcast));
         Ok((player, id))

@@ -72,6 +72,17 @@ pub enum EndReason {
     Failed(String),
 }
 
+impl std::fmt::Display for EndReason {
+    /// `finished`, `cancelled` or `failed: <why>` (what the Python binding reports).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EndReason::Finished => f.write_str("finished"),
+            EndReason::Cancelled => f.write_str("cancelled"),
+            EndReason::Failed(why) => write!(f, "failed: {why}"),
+        }
+    }
+}
+
 struct Packet {
     generation: u64,
     timestamp_us: u64,

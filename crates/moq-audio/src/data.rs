@@ -83,11 +83,12 @@ impl Session {
         path: &str,
         names: &[&str],
     ) -> Result<(Vec<DataWriter>, moq_net::broadcast::Producer)> {
-        let broadcast = self.publish_broadcast(path)?;
+        let broadcast = self.create_broadcast(path)?;
         let writers = names
             .iter()
             .map(|n| broadcast.create_track(*n, None).map(DataWriter::new))
             .collect::<std::result::Result<Vec<_>, _>>()?;
+        broadcast.announce(Default::default())?;
         Ok((writers, broadcast))
     }
 }

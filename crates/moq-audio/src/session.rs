@@ -164,9 +164,19 @@ impl Session {
     /// [`broadcast::Producer::close`] is called. Errors with [`Error::Moq`] for an invalid
     /// path or when the session is closed.
     pub fn publish_broadcast(&self, path: &str) -> Result<broadcast::Producer> {
-        let broadcast = self.inner.publish.create_broadcast(path)?;
+        let broadcast = self.create_broadcast(path)?;
         broadcast.announce(Default::default())?;
         Ok(broadcast)
+    }
+
+    /// Create a broadcast at `path` without announcing it: add its tracks first, then
+    /// [`broadcast::Producer::announce`] it, so that nobody who sees it can ask for a track
+    /// that does not exist yet (and get "not found").
+    ///
+    /// # Errors
+    /// [`Error::Moq`] for an invalid path or when the session is closed.
+    pub fn create_broadcast(&self, path: &str) -> Result<broadcast::Producer> {
+        Ok(self.inner.publish.create_broadcast(path)?)
     }
 
     /// Wait up to `timeout` until anyone on the server announces a broadcast at `path`
