@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from report import stale_label, stale_order  # noqa: E402
+from report import memory_results, stale_label, stale_order  # noqa: E402
 
 COLORS = {20.0: "#1b9e77", 60.0: "#d95f02", 200.0: "#7570b3"}
 
@@ -280,11 +280,7 @@ def all_figures(results: dict[str, Any], out: str) -> list[str]:
         if "encode" in m and "48000" in m["encode"]["rates"]:
             enc = m["encode"]["rates"]["48000"]["variants"]["pipeline_i16"]["us_per_frame"]
         files += write_figure(m["write"], out, enc)
-    mem = {}
-    if "memory" in m:
-        mem.update(m["memory"])
-    if "soak" in m:
-        mem.update(m["soak"])
+    mem = memory_results(m)
     if mem:
         files += memory_figures(mem, out)
     return files
