@@ -1,0 +1,1 @@
+"""Test infrastructure shared by the pytest suites (ports, processes, servers)."""
