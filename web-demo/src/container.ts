@@ -1,79 +1,59 @@
-// hang's "legacy" frame container: a QUIC varint (media timestamp in µs) followed by the raw
-// codec payload (here one Opus packet). Also the generation arithmetic of moq-audio's wire
-// format: generation = group sequence >> generationShift.
+// The two frame containers a moq-audio `audio` track can use, and the generation arithmetic of
+// wire format v1.
+//
+// - "legacy" (hang's default; wire format v1 and plain hang publishers): varint(timestamp µs) ‖
+//   one Opus packet. No room for a generation: v1 puts it in the group sequence
+//   (generation = sequence >> generationShift); a plain hang publisher is generation 0.
+// - "loc" (wire format v2): see loc.ts; every frame carries its generation, markers an event.
+//
+// Why not `@moq/hang` (upstream's container/catalog code): @moq/hang 0.3.5, its newest release,
+// depends on `@moq/net` ^0.2.8, while this page is pinned to @moq/net 0.3.4 (the line that
+// negotiates moq-lite-05 with our Rust moq-net 0.3.18). Bundling it would pull a second,
+// incompatible @moq/net whose Track/Group types are not ours, so its container consumer cannot
+// read our subscription; and its LOC path (via @moq/loc) drops the generation and event
+// properties we need. What we take from upstream instead: @moq/net's Varint here, and @moq/loc
+// as the reference decoder our LOC tests cross-check against.
 
-/** Largest value a QUIC varint holds (2^62 - 1); JS numbers are exact only up to 2^53. */
-const MAX_SAFE = Number.MAX_SAFE_INTEGER;
+import { Varint } from "@moq/net";
+import { type LocProperties, DEFAULT_PROPERTIES, decodeLoc } from "./loc";
 
-/** Encode `value` (a non-negative integer ≤ 2^53) as a QUIC variable-length integer. */
-export function encodeVarint(value: number): Uint8Array {
-  if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`varint out of range: ${value}`);
-  if (value < 0x40) return Uint8Array.of(value);
-  if (value < 0x4000) return Uint8Array.of(0x40 | (value >> 8), value & 0xff);
-  if (value < 0x4000_0000) {
-    const out = new Uint8Array(4);
-    new DataView(out.buffer).setUint32(0, value);
-    out[0] |= 0x80;
-    return out;
-  }
-  const out = new Uint8Array(8);
-  const view = new DataView(out.buffer);
-  view.setUint32(0, Math.floor(value / 2 ** 32));
-  view.setUint32(4, value >>> 0);
-  out[0] |= 0xc0;
-  return out;
-}
+export type ContainerKind = "legacy" | "loc";
 
-/** Decode a QUIC varint at the start of `buf`: the value and how many bytes it took. */
-export function decodeVarint(buf: Uint8Array): { value: number; size: number } {
-  if (buf.length === 0) throw new RangeError("empty varint");
-  const size = 1 << (buf[0] >> 6);
-  if (buf.length < size) throw new RangeError(`truncated varint: need ${size} bytes, have ${buf.length}`);
-  const view = new DataView(buf.buffer, buf.byteOffset, size);
-  let value: number;
-  switch (size) {
-    case 1:
-      value = buf[0] & 0x3f;
-      break;
-    case 2:
-      value = view.getUint16(0) & 0x3fff;
-      break;
-    case 4:
-      value = view.getUint32(0) & 0x3fff_ffff;
-      break;
-    default: {
-      const high = view.getUint32(0) & 0x3fff_ffff;
-      value = high * 2 ** 32 + view.getUint32(4);
-      if (value > MAX_SAFE) throw new RangeError("varint beyond 2^53");
-    }
-  }
-  return { value, size };
-}
-
-/** One frame of the legacy container. */
-export interface LegacyFrame {
+/** One decoded frame of either container. */
+export interface MediaFrame {
   /** Media timestamp, µs. */
   timestampUs: number;
-  /** The codec payload (a view into the input, not a copy). */
+  /** Generation carried by the frame itself (LOC with our property), else `undefined`. */
+  generation: number | undefined;
+  /** LOC event property (1 flush, 2 cancel) on marker frames, else `undefined`. */
+  event: number | undefined;
+  /** The Opus packet: a view into the input, not a copy. */
   payload: Uint8Array;
 }
 
-/** Split a legacy-container frame into its timestamp and payload. */
-export function decodeLegacy(frame: Uint8Array): LegacyFrame {
-  const { value, size } = decodeVarint(frame);
-  return { timestampUs: value, payload: frame.subarray(size) };
+/** Split a legacy-container frame into its timestamp and payload. Throws on a truncated varint. */
+export function decodeLegacy(frame: Uint8Array): MediaFrame {
+  if (frame.byteLength === 0 || frame.byteLength < 1 << (frame[0] >> 6)) throw new RangeError("legacy: truncated timestamp");
+  const [timestampUs, payload] = Varint.decode(frame);
+  if (!Number.isSafeInteger(timestampUs)) throw new RangeError("legacy: timestamp beyond 2^53");
+  return { timestampUs, generation: undefined, event: undefined, payload };
 }
 
 /** Build a legacy-container frame: varint(timestamp µs) ‖ payload. */
 export function encodeLegacy(timestampUs: number, payload: Uint8Array): Uint8Array {
-  const header = encodeVarint(Math.max(0, Math.round(timestampUs)));
-  const out = new Uint8Array(header.length + payload.length);
+  const header = Varint.encode(Math.max(0, Math.round(timestampUs)));
+  const out = new Uint8Array(header.byteLength + payload.byteLength);
   out.set(header, 0);
-  out.set(payload, header.length);
+  out.set(payload, header.byteLength);
   return out;
 }
 
-/** The generation a group belongs to: sequence >> shift (division: sequences exceed 2^32). */
+/** Decode one frame of `kind`. Throws (RangeError / LocError) on a malformed frame. */
+export function decodeFrame(kind: ContainerKind, frame: Uint8Array, ids: LocProperties = DEFAULT_PROPERTIES): MediaFrame {
+  return kind === "loc" ? decodeLoc(frame, ids) : decodeLegacy(frame);
+}
+
+/** Wire format v1: the generation a group belongs to, sequence >> shift (division: sequences exceed 2^32). */
 export function generationOf(sequence: number, shift: number | undefined): number {
   if (shift === undefined) return 0; // a plain hang publisher: everything is generation 0
   return Math.floor(sequence / 2 ** shift);

@@ -1,15 +1,18 @@
 // The page: wires connection, player, feedback and microphone together, draws the UI and
 // exposes everything on `window.moqAudio` for tests (shape documented in README.md).
 //
-// URL parameters: ?relay=URL (default: this page's origin), ?broadcast=bot, ?user=user,
-// ?id=web-xxxx (listener id), ?autostart=1, ?transport=webtransport|websocket, ?mic=0.
+// URL parameters: ?url=URL (server or relay; default: this page's origin; ?relay= is the older
+// name), ?token=JWT (sent as ?jwt= on the connect URL, never shown), ?broadcast=bot, ?user=user,
+// ?id=web-xxxx (listener id), ?autostart=1, ?transport=webtransport|websocket, ?mic=0,
+// ?maxLatency=ms, ?contextRate=Hz (the AudioContext's initial rate; tests use it to exercise the
+// move to the decoder's rate).
 
 import { Path } from "@moq/net";
 import { CATALOG_TRACK, TRANSCRIPT_TRACK, describe, type AudioDescription, type Catalog } from "./catalog";
-import { connect, relayUrl, type Established } from "./connection";
+import { connect, redact, serverTarget, type Established, type ServerTarget } from "./connection";
 import { Feedback, randomListenerId } from "./feedback";
-import { Mic, UserBroadcast } from "./mic";
-import { Player } from "./player";
+import { MIC_RATE, Mic, UserBroadcast } from "./mic";
+import { Player, type EndReason } from "./player";
 import type { PlayerOut } from "./worklet";
 
 type Status = Extract<PlayerOut, { type: "status" }>;
@@ -47,12 +50,25 @@ const listenerId = params.get("id") ?? randomListenerId();
 const forcedTransport = params.get("transport") as "webtransport" | "websocket" | null;
 const wantMic = params.get("mic") !== "0";
 const maxLatencyMs = params.has("maxLatency") ? Number(params.get("maxLatency")) : undefined;
+const contextRate = params.has("contextRate") ? Number(params.get("contextRate")) : 48_000;
+let target: ServerTarget | null = null;
+let targetError: string | null = null;
+try {
+  target = serverTarget(params);
+} catch (e) {
+  targetError = e instanceof Error ? e.message : String(e);
+}
 
 const state = {
   connection: "idle" as "idle" | "connecting" | "connected" | "closed" | "failed",
   transport: null as string | null,
   version: null as string | null,
-  relay: relayUrl(params).toString(),
+  /** The server or relay the page connects to, without the token. */
+  server: target?.url.toString() ?? "",
+  /** Same as `server` (the older name). */
+  relay: target?.url.toString() ?? "",
+  /** Whether a token is sent (its value is never exposed). */
+  token: target?.token ? true : false,
   broadcast: botPath,
   user: userPath,
   listenerId,
@@ -65,6 +81,8 @@ const state = {
   outputLatencyMs: 0,
   decodedSampleRate: 0,
   bot: "offline" as "offline" | "online" | "playing",
+  /** How the bot's audio track last ended: "finished", "cancelled" (v2 cancel marker), "stopped". */
+  botEnd: null as EndReason | null,
   catalog: null as AudioDescription | null,
   /** Newest generation seen on the network. */
   networkGeneration: null as number | null,
@@ -82,6 +100,8 @@ const state = {
   micError: null as string | null,
   micFrames: 0,
   micGroups: 0,
+  /** Wire version the microphone is published in (the bot's), null until the bot's catalog. */
+  micWireVersion: null as number | null,
   transcript: "",
   transcriptGeneration: null as number | null,
 };
@@ -101,6 +121,8 @@ const moqAudio = {
   start: () => start(),
   interrupt: () => interrupt(),
   toggleMic: () => toggleMic(),
+  /** Frequency (Hz) of the loudest component of what the page outputs now, or null if silent. */
+  peakHz: () => peakHz(),
 };
 declare global {
   interface Window {
@@ -160,7 +182,7 @@ function addFlushRow(f: FlushRecord): void {
 function renderText(): void {
   $("transport").textContent = state.transport ?? "–";
   $("protocol").textContent = state.version ?? "–";
-  $("relay").textContent = state.relay;
+  $("server").textContent = state.server + (state.token ? " (with token)" : "");
   $("broadcast").textContent = `${state.broadcast} (${state.bot})`;
   $("listener").textContent = state.feedbackPath;
   $("feedback").textContent = `${moqAudio.feedbackSent} reports`;
@@ -181,12 +203,12 @@ function renderText(): void {
   mic.classList.toggle("on", state.mic === "on");
 }
 
-function drawScope(analyser: AnalyserNode): void {
+function drawScope(analyser: () => AnalyserNode): void {
   const canvas = $<HTMLCanvasElement>("scope");
   const g = canvas.getContext("2d")!;
-  const data = new Float32Array(analyser.fftSize);
+  const data = new Float32Array(analyser().fftSize);
   const frame = () => {
-    analyser.getFloatTimeDomainData(data);
+    analyser().getFloatTimeDomainData(data);
     const { width, height } = canvas;
     g.fillStyle = "#0b1015";
     g.fillRect(0, 0, width, height);
@@ -211,6 +233,23 @@ function drawScope(analyser: AnalyserNode): void {
   requestAnimationFrame(frame);
 }
 
+/**
+ * The dominant frequency of the player's output (its AnalyserNode, after the worklet): the peak
+ * FFT bin refined by parabolic interpolation over the dB magnitudes. null below -60 dB.
+ */
+function peakHz(): number | null {
+  if (!player) return null;
+  const a = player.analyser;
+  const db = new Float32Array(a.frequencyBinCount);
+  a.getFloatFrequencyData(db);
+  let best = 1;
+  for (let i = 2; i < db.length - 1; i++) if (db[i] > db[best]) best = i;
+  if (!(db[best] > -60)) return null;
+  const [l, c, r] = [db[best - 1], db[best], db[best + 1]];
+  const shift = (0.5 * (l - r)) / (l - 2 * c + r || 1);
+  return ((best + shift) * player.ctx.sampleRate) / a.fftSize;
+}
+
 // ---- Audio and sessions ---------------------------------------------------------------------
 
 let ctx: AudioContext | null = null;
@@ -220,13 +259,17 @@ let feedback: Feedback | null = null;
 let user: UserBroadcast | null = null;
 let started = false;
 
-/** performance.now() at which the sample rendered at context time `time` reaches the output. */
+/**
+ * performance.now() at which the sample rendered at context time `time` (of the player's
+ * AudioContext, whose clock the worklet reports in) reaches the output.
+ */
 function perfTimeOf(time: number): number {
-  const ts = ctx?.getOutputTimestamp?.();
+  const clock = player?.ctx ?? ctx;
+  const ts = clock?.getOutputTimestamp?.();
   if (ts && ts.contextTime !== undefined && ts.performanceTime !== undefined && ts.contextTime > 0) {
     return ts.performanceTime + (time - ts.contextTime) * 1000;
   }
-  return performance.now() + (time - (ctx?.currentTime ?? time)) * 1000;
+  return performance.now() + (time - (clock?.currentTime ?? time)) * 1000;
 }
 
 /** Wall clock (ms since the Unix epoch) at which the sample at context time `time` is heard. */
@@ -286,8 +329,10 @@ async function start(): Promise<void> {
   button.disabled = true;
   button.textContent = "Listening";
   try {
-    // 48 kHz is Opus's native rate (and the microphone's); the player resamples if needed.
-    ctx = new AudioContext({ sampleRate: 48_000, latencyHint: "interactive" });
+    // 48 kHz is Opus's native rate, the microphone's, and what Chromium's AudioDecoder outputs
+    // for Opus at any catalog rate; if a browser's decoder outputs another rate the player moves
+    // to an AudioContext at that rate and Web Audio converts it for the device.
+    ctx = new AudioContext({ sampleRate: contextRate, latencyHint: "interactive" });
     // Without a user gesture (autostart) resume() may wait forever: offer a click instead.
     await Promise.race([ctx.resume(), new Promise((r) => setTimeout(r, 1000))]);
     if (ctx.state !== "running") {
@@ -300,12 +345,20 @@ async function start(): Promise<void> {
         button.textContent = "Listening";
       };
     }
-    state.audioContext = ctx.state;
-    state.sampleRate = ctx.sampleRate;
-    const latency = () => ((ctx?.baseLatency ?? 0) + (ctx?.outputLatency ?? 0)) * 1000;
+    const watchContext = (c: AudioContext) => {
+      state.audioContext = c.state;
+      state.sampleRate = c.sampleRate;
+      c.onstatechange = () => {
+        if (c === (player?.ctx ?? ctx)) state.audioContext = c.state;
+      };
+    };
+    watchContext(ctx);
+    const latency = () => {
+      const c = player?.ctx ?? ctx;
+      return ((c?.baseLatency ?? 0) + (c?.outputLatency ?? 0)) * 1000;
+    };
     state.outputLatencyMs = latency();
     setInterval(() => (state.outputLatencyMs = latency()), 1000);
-    ctx.onstatechange = () => (state.audioContext = ctx!.state);
     player = await Player.create(ctx);
     moqAudio.counters = player.counters as unknown as Record<string, number>;
     player.on({
@@ -325,11 +378,18 @@ async function start(): Promise<void> {
       },
       decodedRate: (rate) => {
         state.decodedSampleRate = rate;
-        if (rate !== ctx!.sampleRate) log("info", `decoder outputs ${rate} Hz; resampling to ${ctx!.sampleRate} Hz`);
+        const at = player!.ctx.sampleRate;
+        if (rate !== at) log("info", `decoder outputs ${rate} Hz; moving playback to an AudioContext at ${rate} Hz (was ${at} Hz)`);
+      },
+      context: (c) => {
+        watchContext(c);
+        log("info", `playing in an AudioContext at ${c.sampleRate} Hz (${c.state})`);
       },
     });
-    drawScope(player.analyser);
-    mic = new Mic(ctx);
+    drawScope(() => player!.analyser);
+    // The microphone is captured and encoded at 48 kHz: in the page's context if it runs at that
+    // rate, else in its own.
+    mic = new Mic(ctx.sampleRate === MIC_RATE ? ctx : new AudioContext({ sampleRate: MIC_RATE, latencyHint: "interactive" }));
     mic.onChange = () => {
       state.mic = mic!.state;
       state.micError = mic!.error;
@@ -341,10 +401,12 @@ async function start(): Promise<void> {
       if (user) {
         state.micFrames = user.framesSent;
         state.micGroups = user.groupsSent;
+        state.micWireVersion = user.wireVersion;
       }
       renderText();
     }, 100);
-    void sessions();
+    if (!target) throw new Error(targetError ?? "no server URL");
+    void sessions(target);
   } catch (e) {
     state.error = e instanceof Error ? e.message : String(e);
     log("error", state.error);
@@ -353,13 +415,13 @@ async function start(): Promise<void> {
 }
 
 /** Connect, and reconnect after the connection ends. */
-async function sessions(): Promise<void> {
+async function sessions(target: ServerTarget): Promise<void> {
   for (;;) {
     state.attempts += 1;
     try {
-      await session();
+      await session(target);
     } catch (e) {
-      state.error = e instanceof Error ? e.message : String(e);
+      state.error = redact(e instanceof Error ? e.message : String(e), target.token);
       log("error", state.error);
       setConnection("failed", state.error);
     }
@@ -369,16 +431,15 @@ async function sessions(): Promise<void> {
   }
 }
 
-async function session(): Promise<void> {
-  const url = new URL(state.relay);
+async function session(target: ServerTarget): Promise<void> {
   setConnection("connecting");
-  log("connect", `${url} (attempt ${state.attempts})`);
-  const { connection, transport, version } = await connect(url, { transport: forcedTransport ?? undefined });
+  log("connect", `${target.url}${target.token ? " with a token" : ""} (attempt ${state.attempts})`);
+  const { connection, transport, version } = await connect(target, { transport: forcedTransport ?? undefined });
   state.transport = transport;
   state.version = version;
   state.error = null;
   setConnection("connected");
-  log("connected", `via ${transport}, ${version}`);
+  log("connected", `to ${target.url} via ${transport}, ${version}`);
 
   feedback = new Feedback(connection, botPath, listenerId);
   user = new UserBroadcast(connection, userPath);
@@ -440,15 +501,21 @@ async function playBot(_connection: Established, broadcast: NonNullable<ReturnTy
     if (!catalog) throw new Error("the catalog track ended before a catalog");
     const desc = describe(catalog);
     state.catalog = desc;
-    log(
-      "catalog",
-      `${desc.track}: opus ${desc.sampleRate} Hz × ${desc.channels}, ` +
-        (desc.generationShift === undefined ? "no moqAudio section (generation 0 only)" : `generationShift ${desc.generationShift}`),
-    );
+    const generations =
+      desc.generation.kind === "sequence"
+        ? `generation = group sequence >> ${desc.generation.shift}`
+        : desc.wireVersion >= 2
+          ? "generation from each LOC frame"
+          : "no moqAudio section (generation 0 only)";
+    log("catalog", `${desc.track}: opus ${desc.sampleRate} Hz × ${desc.channels}, ${desc.container} container, wire v${desc.wireVersion}, ${generations}`);
+    // Answer in the bot's wire version: the microphone goes out in v1 to a v1 bot, else in v2.
+    user?.useWireVersion(desc.wireVersion);
     void readTranscript(broadcast);
     state.bot = "playing";
-    await player!.play(broadcast, desc, maxLatencyMs);
-    log("broadcast", "audio track ended");
+    state.botEnd = null;
+    const end = await player!.play(broadcast, desc, maxLatencyMs);
+    state.botEnd = end;
+    log("broadcast", `audio track ended: ${end}`);
   } catch (e) {
     log("error", `playing ${botPath}: ${e instanceof Error ? e.message : String(e)}`);
   } finally {

@@ -1,15 +1,23 @@
 // The user's side: a broadcast `user` (overridable with ?user=) with a hang catalog, the
-// microphone as Opus (`audio`: legacy container, 48 kHz mono, 20 ms frames, 5 frames a group,
-// sequences 0, 1, 2 ...) and `control.json` carrying {"type":"interrupt","time":<ms>} when the
-// Interrupt button is clicked.
+// microphone as Opus (`audio`: 48 kHz mono, 20 ms frames, 5 frames a group, sequences 0, 1, 2 ...)
+// and `control.json` carrying {"type":"interrupt","time":<ms>} when the Interrupt button is clicked.
+//
+// Wire format: the page speaks the version of the bot it talks to. Against a v2 bot (catalog
+// `moqAudio.version >= 2`, i.e. moq-audio with LOC) the microphone is published in v2: catalog
+// container {"kind":"loc"} and `moqAudio` version 2, every frame a LOC frame with generation 0.
+// Against a v1 bot (today's legacy-container servers, which cannot read LOC) it is published in
+// v1: legacy container, `moqAudio` version 1. Until the bot's catalog has been read the catalog
+// track stays empty (a subscriber waits for it) and microphone packets are not sent.
 //
 // Capture: getUserMedia (echo cancellation, noise suppression, AGC on) → the "moq-capture"
 // AudioWorklet (20 ms blocks) → WebCodecs AudioEncoder (Opus) → groups on the track.
 
 import { Broadcast, Path, Time, type Group, type Track } from "@moq/net";
-import { AUDIO_TRACK, CATALOG_TRACK, CONTROL_TRACK, micCatalog } from "./catalog";
+import { AUDIO_TRACK, CATALOG_TRACK, CONTROL_TRACK, WIRE_VERSION, micCatalog, micCatalogV1 } from "./catalog";
 import type { Established } from "./connection";
 import { encodeLegacy } from "./container";
+import { encodeLoc } from "./loc";
+import { loadWorklet } from "./player";
 
 export const MIC_RATE = 48_000;
 export const MIC_FRAME_MS = 20;
@@ -21,7 +29,10 @@ export type MicState = "off" | "starting" | "on" | "muted" | "unavailable";
 /** The `user` broadcast: catalog, mic audio and control tracks on one connection. */
 export class UserBroadcast {
   readonly path: string;
+  /** Wire version the microphone is published in; null until the bot's catalog was read. */
+  wireVersion: 1 | 2 | null = null;
   private broadcast = new Broadcast.Producer();
+  private catalog: Track.Producer;
   private audio: Track.Producer;
   private control: Track.Producer;
   private group: Group.Producer | null = null;
@@ -32,21 +43,36 @@ export class UserBroadcast {
 
   constructor(connection: Established, path: string) {
     this.path = path;
-    const catalog = this.broadcast.createTrack(CATALOG_TRACK);
-    catalog.writeJson(micCatalog(MIC_RATE, 1, MIC_BITRATE, MIC_FRAME_MS));
+    this.catalog = this.broadcast.createTrack(CATALOG_TRACK);
     this.audio = this.broadcast.createTrack(AUDIO_TRACK, { timescale: Time.Timescale.MICRO });
     this.control = this.broadcast.createTrack(CONTROL_TRACK);
     connection.publish(Path.from(path), this.broadcast);
   }
 
-  /** One encoded Opus packet at media time `timestampUs`. */
+  /**
+   * Publish the microphone in the wire version of the bot (`moqAudio.version` of its catalog; 0
+   * for a plain hang bot, answered in v2). Writes the catalog when the version changes.
+   */
+  useWireVersion(botVersion: number): void {
+    const version = botVersion === 1 ? 1 : WIRE_VERSION;
+    if (version === this.wireVersion) return;
+    this.endGroup();
+    this.wireVersion = version;
+    const make = version === 1 ? micCatalogV1 : micCatalog;
+    this.catalog.writeJson(make(MIC_RATE, 1, MIC_BITRATE, MIC_FRAME_MS));
+  }
+
+  /** One encoded Opus packet at media time `timestampUs` (dropped until the version is known). */
   writeOpus(timestampUs: number, packet: Uint8Array): void {
+    if (this.wireVersion === null) return;
     if (!this.group) {
       this.group = this.audio.appendGroup();
       this.groupFrames = 0;
       this.groupsSent += 1;
     }
-    this.group.writeFrame({ payload: encodeLegacy(timestampUs, packet), timestamp: Time.Timestamp.fromMicros(timestampUs) });
+    // The microphone is never flushed: generation 0 throughout.
+    const payload = this.wireVersion === 1 ? encodeLegacy(timestampUs, packet) : encodeLoc({ timestampUs, generation: 0 }, packet);
+    this.group.writeFrame({ payload, timestamp: Time.Timestamp.fromMicros(timestampUs) });
     this.framesSent += 1;
     this.groupFrames += 1;
     if (this.groupFrames >= MIC_GROUP_FRAMES) this.endGroup();
@@ -93,6 +119,7 @@ export class Mic {
     this.set("starting");
     try {
       if (this.ctx.sampleRate !== MIC_RATE) throw new Error(`the AudioContext runs at ${this.ctx.sampleRate} Hz, not 48 kHz`);
+      await loadWorklet(this.ctx);
       const config: AudioEncoderConfig = {
         codec: "opus",
         sampleRate: MIC_RATE,

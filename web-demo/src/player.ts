@@ -1,16 +1,40 @@
-// The bot's voice: MoQ groups → legacy frames → WebCodecs AudioDecoder (Opus) → the
-// "moq-player" AudioWorklet (worklet.ts), which holds the generation-aware jitter buffer.
+// The bot's voice: MoQ groups → frames (LOC or legacy container) → WebCodecs AudioDecoder (Opus)
+// → the "moq-player" AudioWorklet (worklet.ts), which holds the generation-aware jitter buffer.
 //
-// Generations never go back: a group or frame of a generation older than the newest one seen
+// Where the generation comes from depends on the catalog (catalog.ts):
+// - wire format v2 (`moqAudio.version >= 2`): the LOC generation property of every frame. A frame
+//   with the event property is a marker: 1 = flush (cut over to its generation now), 2 = cancel
+//   (cut, and the track ended "cancelled"); a marker's payload is never decoded.
+// - v1: the group sequence >> generationShift; the first group of a newer generation (possibly
+//   an empty marker group) is the flush signal.
+// Either way generations never go back: a frame of an older generation than the newest one seen
 // is dropped before decoding. The first frame of a newer generation resets the decoder and is
 // announced to the worklet at once (before it is decoded), so the old audio is faded out while
 // the new audio is still in the decoder.
+//
+// Sample rates: the worklet runs at its AudioContext's rate and is fed the decoder's output
+// unchanged. When the decoder's rate is not the context's (Chromium decodes Opus at 48 kHz
+// whatever the catalog says; other browsers may not), the player moves to its own AudioContext
+// created with `sampleRate` = the decoder's rate, and Web Audio converts to the output device.
 
 import type { Broadcast, Group, Track } from "@moq/net";
 import type { AudioDescription } from "./catalog";
-import { decodeLegacy, generationOf } from "./container";
+import { type MediaFrame, decodeFrame, generationOf } from "./container";
+import { LocEvent } from "./loc";
 import type { PlayerIn, PlayerOut } from "./worklet";
 import workletUrl from "./worklet.ts?worker&url";
+
+const loaded = new WeakMap<BaseAudioContext, Promise<void>>();
+
+/** Load worklet.ts (the "moq-player" and "moq-capture" processors) into `ctx`, once per context. */
+export function loadWorklet(ctx: BaseAudioContext): Promise<void> {
+  let done = loaded.get(ctx);
+  if (!done) {
+    done = ctx.audioWorklet.addModule(workletUrl);
+    loaded.set(ctx, done);
+  }
+  return done;
+}
 
 /**
  * Default MoQ subscription latencyMax for the audio track, ms: 0 = only the newest group, so a
@@ -19,13 +43,18 @@ import workletUrl from "./worklet.ts?worker&url";
  */
 export const DEFAULT_MAX_LATENCY_MS = 0;
 
+/** Why `play()` returned: the track ended, the publisher cancelled it (v2 marker), or `stop()`. */
+export type EndReason = "finished" | "cancelled" | "stopped";
+
 export interface PlayerCounters {
   framesReceived: number;
   framesDecoded: number;
   /** Frames of an older generation dropped before decoding. */
   staleFramesDropped: number;
-  /** Whole groups of an older generation skipped unread. */
+  /** Whole groups of an older generation skipped unread (v1: known from the sequence). */
   staleGroupsSkipped: number;
+  /** v2 marker frames (flush or cancel) received; never decoded. */
+  markers: number;
   /** Groups that ended in an error (e.g. reset by a flush at the publisher). */
   groupErrors: number;
   decodeErrors: number;
@@ -38,49 +67,23 @@ export interface PlayerHandlers {
   flush?: (e: Extract<PlayerOut, { type: "flush" }>) => void;
   /** First frame of a newer generation arrived from the network, at `performance.now()` = `at`. */
   generation?: (generation: number, at: number) => void;
-  /** Sample rate of the decoder's output (Chrome may decode Opus at 48 kHz whatever the config). */
+  /** Sample rate of the decoder's output (Chromium decodes Opus at 48 kHz whatever the config). */
   decodedRate?: (rate: number) => void;
-}
-
-/** Streaming linear-interpolation resampler for when the decoder's rate is not the context's. */
-class LinearResampler {
-  private prev: Float32Array | null = null;
-  private t = 0;
-  constructor(
-    readonly inRate: number,
-    readonly outRate: number,
-    readonly channels: number,
-  ) {}
-
-  process(input: Float32Array): Float32Array<ArrayBuffer> {
-    const ch = this.channels;
-    const frames = input.length / ch;
-    const step = this.inRate / this.outRate;
-    const out: number[] = [];
-    while (this.t < frames - 1) {
-      const i0 = Math.floor(this.t);
-      const frac = this.t - i0;
-      for (let c = 0; c < ch; c++) {
-        const s0 = i0 < 0 ? (this.prev?.[c] ?? 0) : input[i0 * ch + c];
-        const s1 = input[(i0 + 1) * ch + c];
-        out.push(s0 + (s1 - s0) * frac);
-      }
-      this.t += step;
-    }
-    this.t -= frames;
-    this.prev = input.slice((frames - 1) * ch, frames * ch);
-    return Float32Array.from(out);
-  }
+  /** The player moved to a new AudioContext (running at the decoder's rate). */
+  context?: (ctx: AudioContext) => void;
 }
 
 export class Player {
-  readonly node: AudioWorkletNode;
-  readonly analyser: AnalyserNode;
+  /** The AudioContext the worklet renders in (status times are in its clock). */
+  ctx: AudioContext;
+  node: AudioWorkletNode;
+  analyser: AnalyserNode;
   readonly counters: PlayerCounters = {
     framesReceived: 0,
     framesDecoded: 0,
     staleFramesDropped: 0,
     staleGroupsSkipped: 0,
+    markers: 0,
     groupErrors: 0,
     decodeErrors: 0,
     malformedFrames: 0,
@@ -90,29 +93,45 @@ export class Player {
 
   private decoder: AudioDecoder | null = null;
   private decoderGeneration = -1;
-  private resampler: LinearResampler | null = null;
   private reportedRate = 0;
   private desc: AudioDescription | null = null;
+  /** Open groups and the generation of the last frame read from each (-1: none yet). */
   private openGroups = new Map<Group.Consumer, number>();
   private track: Track.Subscriber | null = null;
   private handlers: PlayerHandlers = {};
+  private ended: EndReason | null = null;
+  /** The config message of the current playback, replayed to a new worklet node. */
+  private config: Extract<PlayerIn, { type: "config" }> | null = null;
+  /** Messages held while the player moves to a context at another rate. */
+  private held: Array<[PlayerIn, Transferable[]]> | null = null;
+  /** The context the player created itself (closed when replaced); null while on the page's. */
+  private ownContext: AudioContext | null = null;
+  /** Set when moving to the decoder's rate failed: do not retry on every frame. */
+  private moveFailed = false;
 
-  private constructor(readonly ctx: AudioContext) {
-    this.node = new AudioWorkletNode(ctx, "moq-player", { numberOfInputs: 0, numberOfOutputs: 1, outputChannelCount: [2] });
-    this.analyser = new AnalyserNode(ctx, { fftSize: 1024 });
-    this.node.connect(this.analyser).connect(ctx.destination);
-    this.node.port.onmessage = (event: MessageEvent<PlayerOut>) => {
+  private constructor(ctx: AudioContext) {
+    this.ctx = ctx;
+    [this.node, this.analyser] = this.createNode(ctx);
+  }
+
+  /** Load the worklet module (shared with the mic's capture processor) and create the node. */
+  static async create(ctx: AudioContext): Promise<Player> {
+    await loadWorklet(ctx);
+    return new Player(ctx);
+  }
+
+  private createNode(ctx: AudioContext): [AudioWorkletNode, AnalyserNode] {
+    const node = new AudioWorkletNode(ctx, "moq-player", { numberOfInputs: 0, numberOfOutputs: 1, outputChannelCount: [2] });
+    const analyser = new AnalyserNode(ctx, { fftSize: 1024 });
+    node.connect(analyser).connect(ctx.destination);
+    node.port.onmessage = (event: MessageEvent<PlayerOut>) => {
+      if (node !== this.node) return; // a node being replaced
       const msg = event.data;
       if (msg.type === "status") this.handlers.status?.(msg);
       else if (msg.type === "started") this.handlers.started?.(msg);
       else if (msg.type === "flush") this.handlers.flush?.(msg);
     };
-  }
-
-  /** Load the worklet module (shared with the mic's capture processor) and create the node. */
-  static async create(ctx: AudioContext): Promise<Player> {
-    await ctx.audioWorklet.addModule(workletUrl);
-    return new Player(ctx);
+    return [node, analyser];
   }
 
   on(handlers: PlayerHandlers): void {
@@ -120,20 +139,25 @@ export class Player {
   }
 
   private post(msg: PlayerIn, transfer: Transferable[] = []): void {
-    this.node.port.postMessage(msg, transfer);
+    if (this.held) this.held.push([msg, transfer]);
+    else this.node.port.postMessage(msg, transfer);
   }
 
   /**
-   * Play the Opus track of `broadcast` described by `desc` until the track ends (resolves) or
-   * fails (rejects). Call `stop()` to end it early.
+   * Play the Opus track of `broadcast` described by `desc` until the track ends ("finished"), a
+   * v2 cancel marker arrives ("cancelled") or `stop()` is called ("stopped"); rejects when the
+   * subscription fails. What the worklet holds keeps playing after "finished" (a cancel has
+   * already cut it to silence); `stop()` silences it at once.
    */
-  async play(broadcast: Broadcast.Consumer, desc: AudioDescription, maxLatencyMs = DEFAULT_MAX_LATENCY_MS): Promise<void> {
+  async play(broadcast: Broadcast.Consumer, desc: AudioDescription, maxLatencyMs = DEFAULT_MAX_LATENCY_MS): Promise<EndReason> {
     this.desc = desc;
     this.generation = -1;
+    this.ended = null;
     this.post({ type: "reset" });
     // Skip back only when well past what the publisher's lead keeps buffered (as the Rust player).
     const maxUs = Math.max(300_000, ((desc.leadMs ?? 0) + 40 + 100) * 1000);
-    this.post({ type: "config", channels: desc.channels, maxUs });
+    this.config = { type: "config", channels: desc.channels, maxUs };
+    this.post(this.config);
     const support = await AudioDecoder.isConfigSupported(this.decoderConfig());
     if (!support.supported) throw new Error(`this browser cannot decode Opus at ${desc.sampleRate} Hz`);
 
@@ -143,36 +167,61 @@ export class Player {
     try {
       for (;;) {
         const group = await track.recvGroup();
-        if (!group) return;
-        const generation = generationOf(group.sequence, desc.generationShift);
-        if (generation < this.generation) {
-          this.counters.staleGroupsSkipped += 1;
-          group.close();
-          continue;
+        if (!group || this.ended) break;
+        if (desc.generation.kind === "sequence") {
+          const generation = generationOf(group.sequence, desc.generation.shift);
+          if (generation < this.generation) {
+            this.counters.staleGroupsSkipped += 1;
+            group.close();
+            continue;
+          }
+          // The first group of a newer generation is the flush signal, even before (or without)
+          // any frame: the v1 publisher opens an empty marker group at every flush.
+          if (generation > this.generation) this.newGeneration(generation);
+          void this.readGroup(group, generation);
+        } else {
+          void this.readGroup(group, undefined);
         }
-        // The first group of a newer generation is the flush signal, even before (or without)
-        // any frame: the publisher opens an empty marker group at every flush.
-        if (generation > this.generation) this.newGeneration(generation);
-        void this.readGroup(group, generation);
       }
+      this.ended ??= "finished";
+      return this.ended;
     } finally {
       track.close();
-      this.stop();
+      if (this.track === track) this.track = null;
+      await this.release(this.ended === "finished");
     }
   }
 
-  private async readGroup(group: Group.Consumer, generation: number): Promise<void> {
-    this.openGroups.set(group, generation);
+  /** Read one group; `sequenceGeneration` is the v1 group's generation, undefined for v2. */
+  private async readGroup(group: Group.Consumer, sequenceGeneration: number | undefined): Promise<void> {
+    this.openGroups.set(group, sequenceGeneration ?? -1);
     try {
       for (;;) {
         const frame = await group.readFrame();
-        if (!frame) return;
+        if (!frame || this.ended) return;
+        this.counters.framesReceived += 1;
+        let media: MediaFrame;
+        try {
+          media = decodeFrame(this.desc!.container, frame.payload, this.desc!.generation.kind === "frame" ? this.desc!.generation.properties : undefined);
+        } catch {
+          this.counters.malformedFrames += 1;
+          continue;
+        }
+        const generation = sequenceGeneration ?? media.generation ?? 0;
         if (generation < this.generation) {
-          // Flushed while we were reading: the rest of this group is stale.
+          // Flushed: this group belongs to an older generation, and so does the rest of it.
           this.counters.staleFramesDropped += 1;
           return;
         }
-        this.onFrame(generation, frame.payload);
+        this.openGroups.set(group, generation);
+        if (generation > this.generation) this.newGeneration(generation);
+        if (sequenceGeneration === undefined && media.event !== undefined) {
+          // A v2 marker: the cut above is all it does; its payload ("no data" Opus) is not decoded.
+          this.counters.markers += 1;
+          if (media.event === LocEvent.Cancel) this.cancel();
+          continue;
+        }
+        this.ensureDecoder().decode(new EncodedAudioChunk({ type: "key", timestamp: media.timestampUs, data: media.payload }));
       }
     } catch {
       // A flush at the publisher resets the old generation's unsent groups: expected.
@@ -183,39 +232,26 @@ export class Player {
     }
   }
 
-  private onFrame(generation: number, payload: Uint8Array): void {
-    this.counters.framesReceived += 1;
-    if (generation < this.generation) {
-      this.counters.staleFramesDropped += 1;
-      return;
-    }
-    if (generation > this.generation) this.newGeneration(generation);
-    let frame;
-    try {
-      frame = decodeLegacy(payload);
-    } catch {
-      this.counters.malformedFrames += 1;
-      return;
-    }
-    const decoder = this.ensureDecoder();
-    decoder.decode(new EncodedAudioChunk({ type: "key", timestamp: frame.timestampUs, data: frame.payload }));
-  }
-
   /** First frame of a newer generation: cut the worklet over now, restart the decoder. */
   private newGeneration(generation: number): void {
     const at = performance.now();
     this.generation = generation;
     this.post({ type: "generation", generation });
-    // Readers of older generations stop at once (their groups are being reset anyway).
-    for (const [group, g] of this.openGroups) if (g < generation) group.close();
+    // Readers of groups known to hold older generations stop at once (they are being reset).
+    for (const [group, g] of this.openGroups) if (g >= 0 && g < generation) group.close();
     // Anything of the old generation still in the decoder is discarded, not played.
     if (this.decoder && this.decoder.state === "configured") {
       this.decoder.reset();
       this.decoder.configure(this.decoderConfig());
     }
     this.decoderGeneration = generation;
-    this.resampler = null;
     this.handlers.generation?.(generation, at);
+  }
+
+  /** A v2 cancel marker: the cut already happened; stop reading, the track is over. */
+  private cancel(): void {
+    this.ended = "cancelled";
+    this.track?.close(); // wakes play()'s loop, which returns "cancelled"
   }
 
   private decoderConfig(): AudioDecoderConfig {
@@ -242,37 +278,82 @@ export class Player {
       this.counters.framesDecoded += 1;
       const ch = this.desc!.channels;
       const frames = data.numberOfFrames;
-      const interleaved = new Float32Array(frames * ch);
-      const plane = new Float32Array(frames);
-      for (let c = 0; c < ch; c++) {
-        data.copyTo(plane, { planeIndex: Math.min(c, data.numberOfChannels - 1), format: "f32-planar" });
-        for (let f = 0; f < frames; f++) interleaved[f * ch + c] = plane[f];
+      const samples = new Float32Array(frames * ch);
+      if (ch === 1) {
+        data.copyTo(samples, { planeIndex: 0, format: "f32-planar" });
+      } else {
+        const plane = new Float32Array(frames);
+        for (let c = 0; c < ch; c++) {
+          data.copyTo(plane, { planeIndex: Math.min(c, data.numberOfChannels - 1), format: "f32-planar" });
+          for (let f = 0; f < frames; f++) samples[f * ch + c] = plane[f];
+        }
       }
       if (data.sampleRate !== this.reportedRate) {
         this.reportedRate = data.sampleRate;
         this.handlers.decodedRate?.(data.sampleRate);
       }
-      let samples = interleaved;
-      if (data.sampleRate !== this.ctx.sampleRate) {
-        if (!this.resampler || this.resampler.inRate !== data.sampleRate) {
-          this.resampler = new LinearResampler(data.sampleRate, this.ctx.sampleRate, ch);
-        }
-        samples = this.resampler.process(interleaved);
-      }
+      if (data.sampleRate !== this.ctx.sampleRate && !this.held && !this.moveFailed) void this.moveToRate(data.sampleRate);
       this.post({ type: "pcm", generation, tsUs: data.timestamp, samples }, [samples.buffer]);
     } finally {
       data.close();
     }
   }
 
-  /** Stop reading and decoding; the worklet fades nothing and goes silent. */
-  stop(): void {
-    this.track?.close(); // ends play()'s loop
-    this.track = null;
+  /**
+   * Render in a new AudioContext running at `rate` (the decoder's): Web Audio converts it to the
+   * output device. Messages for the worklet are held until the new node exists, then the config
+   * and the current generation are replayed to it ahead of them.
+   */
+  private async moveToRate(rate: number): Promise<void> {
+    this.held = [];
+    const old = { ctx: this.ctx, node: this.node, own: this.ownContext };
+    const ctx = new AudioContext({ sampleRate: rate, latencyHint: "interactive" });
+    try {
+      await loadWorklet(ctx);
+      if (old.ctx.state === "running") void ctx.resume(); // allowed: the page was clicked (Start)
+      this.ctx = ctx;
+      this.ownContext = ctx;
+      [this.node, this.analyser] = this.createNode(ctx);
+      const held = this.held;
+      this.held = null;
+      if (this.config) this.post(this.config);
+      if (this.generation >= 0) this.post({ type: "generation", generation: this.generation });
+      for (const [msg, transfer] of held) this.post(msg, transfer);
+      old.node.disconnect();
+      old.node.port.postMessage({ type: "reset" } satisfies PlayerIn);
+      if (old.own) void old.own.close();
+      this.handlers.context?.(ctx);
+    } catch (e) {
+      // Stay where we were; the audio held meanwhile is lost (counted as a decode error).
+      console.error("moving the player to a new AudioContext failed:", e);
+      this.held = null;
+      this.moveFailed = true;
+      this.counters.decodeErrors += 1;
+      void ctx.close();
+    }
+  }
+
+  /** Close the decoder (after it outputs what it holds when `drain`) and the open groups. */
+  private async release(drain: boolean): Promise<void> {
     for (const group of this.openGroups.keys()) group.close();
     this.openGroups.clear();
-    if (this.decoder && this.decoder.state !== "closed") this.decoder.close();
+    const decoder = this.decoder;
     this.decoder = null;
+    if (!decoder || decoder.state === "closed") return;
+    if (drain && decoder.state === "configured") await decoder.flush().catch(() => {});
+    try {
+      decoder.close(); // throws if it closed itself meanwhile (a decode error)
+    } catch {
+      // already closed
+    }
+  }
+
+  /** Stop reading and decoding, and silence the worklet at once (no fade). */
+  stop(): void {
+    this.ended ??= "stopped";
+    this.track?.close(); // ends play()'s loop
+    this.track = null;
+    void this.release(false);
     this.post({ type: "reset" });
   }
 }
