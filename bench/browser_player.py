@@ -12,7 +12,6 @@ import asyncio
 import heapq
 import itertools
 import time
-from typing import Optional
 
 import numpy as np
 
@@ -24,14 +23,14 @@ class BrowserLikePlayer:
         self.quantum = quantum_ms / 1000
         self._heap: list = []  # (timestamp_us, seq, pcm)
         self._seq = itertools.count()
-        self._cur: Optional[np.ndarray] = None
+        self._cur: np.ndarray | None = None
         self._cur_off = 0
         self.buffered = 0  # frames waiting
         self.rendered = 0  # render clock, frames (audio + silence)
         self.audio_rendered = 0  # frames of audio rendered
         self.segments: list[tuple[int, int]] = []  # (start, frames) of audio on the render clock
         self.received = 0
-        self.first_arrival_frame: Optional[int] = None
+        self.first_arrival_frame: int | None = None
         self._playing = False
         self._tasks: list[asyncio.Task] = []
         self._epoch = 0.0
@@ -109,8 +108,5 @@ class BrowserLikePlayer:
         self._stopped = True
         for t in self._tasks:
             t.cancel()
-        for t in self._tasks:
-            try:
-                await t
-            except (asyncio.CancelledError, Exception):
-                pass
+        # Collect the cancelled tasks; how each ended does not matter any more.
+        await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any, Optional
+from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -73,7 +73,7 @@ class Child:
         return self.proc.pid
 
 
-def stop_children(*children: Optional[Child]) -> None:
+def stop_children(*children: Child | None) -> None:
     for c in children:
         if c is not None:
             c.kill()

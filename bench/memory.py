@@ -97,7 +97,9 @@ def soak(seconds: float) -> dict[str, Any]:
     return out
 
 
-def run(quick: bool = False, soak_seconds: float | None = None, parts: tuple[str, ...] = ("burst", "soak")) -> dict[str, Any]:
+def run(
+    quick: bool = False, soak_seconds: float | None = None, parts: tuple[str, ...] = ("burst", "soak")
+) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if "burst" in parts:
         log("memory: 60 s written at once")

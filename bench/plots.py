@@ -8,10 +8,10 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from report import memory_results, stale_label, stale_order  # noqa: E402
+from report import memory_results, stale_label, stale_order
 
 COLORS = {20.0: "#1b9e77", 60.0: "#d95f02", 200.0: "#7570b3"}
 
@@ -32,10 +32,11 @@ def stale_figures(res: dict, out: str) -> list[str]:
         c = configs[k]
         if not c["stale_ms"]:
             continue
+        style: dict[str, Any]
         if c["impl"] == "moq-audio":
-            style = dict(color=COLORS.get(c["lead_ms"], "k"), linestyle="-" if c["variant"] == "silence" else "--")
+            style = {"color": COLORS.get(c["lead_ms"], "k"), "linestyle": "-" if c["variant"] == "silence" else "--"}
         else:
-            style = dict(color="#e7298a" if c["variant"] == "at_once" else "#666666", linestyle="-", linewidth=2.5)
+            style = {"color": "#e7298a" if c["variant"] == "at_once" else "#666666", "linestyle": "-", "linewidth": 2.5}
         _ecdf(ax, np.maximum(c["stale_ms"], 0.0), label=stale_label(c), **style)
     ax.set_xscale("symlog", linthresh=1.0)
     ax.set_xlim(left=0)
@@ -56,13 +57,11 @@ def stale_figures(res: dict, out: str) -> list[str]:
     p95 = [configs[k]["stale_summary"]["p95"] for k in keys]
     fig, ax = plt.subplots(figsize=(9, 5))
     y = np.arange(len(keys))
-    colors = [
-        COLORS.get(configs[k]["lead_ms"], "k") if configs[k]["impl"] == "moq-audio" else "#e7298a" for k in keys
-    ]
+    colors = [COLORS.get(configs[k]["lead_ms"], "k") if configs[k]["impl"] == "moq-audio" else "#e7298a" for k in keys]
     floor = 0.5
     ax.barh(y, np.maximum(med, floor), color=colors, alpha=0.8, label="median")
     ax.scatter(np.maximum(p95, floor), y, color="k", marker="|", s=200, label="p95", zorder=3)
-    for i, (m, p) in enumerate(zip(med, p95)):
+    for i, (m, p) in enumerate(zip(med, p95, strict=True)):
         ax.text(max(p, m, floor) * 1.15, i, f"{m:.0f} ms (p95 {p:.0f})", va="center", fontsize=8)
     ax.set_yticks(y)
     ax.set_yticklabels([stale_label(configs[k]) for k in keys], fontsize=8)
@@ -91,7 +90,13 @@ def stale_figures(res: dict, out: str) -> list[str]:
             _ecdf(ax, c["first_new_render_ms"], color=color, label=f"lead {c['lead_ms']:.0f} ms: Player render clock")
             any_line = True
         if c.get("first_new_wall_ms"):
-            _ecdf(ax, c["first_new_wall_ms"], color=color, linestyle=":", label=f"lead {c['lead_ms']:.0f} ms: wall clock (wait_rendered)")
+            _ecdf(
+                ax,
+                c["first_new_wall_ms"],
+                color=color,
+                linestyle=":",
+                label=f"lead {c['lead_ms']:.0f} ms: wall clock (wait_rendered)",
+            )
     if any_line:
         ax.set_xlabel("flush() → first new-generation sample rendered (ms)")
         ax.set_ylabel("fraction of trials")
@@ -111,8 +116,15 @@ def bars(ax, labels, series: dict[str, list[float]], log=False, fmt="{:.1f}"):
     w = 0.8 / max(1, len(series))
     for i, (name, vals) in enumerate(series.items()):
         b = ax.bar(x + (i - (len(series) - 1) / 2) * w, vals, w, label=name)
-        for rect, v in zip(b, vals):
-            ax.text(rect.get_x() + rect.get_width() / 2, rect.get_height(), fmt.format(v), ha="center", va="bottom", fontsize=8)
+        for rect, v in zip(b, vals, strict=True):
+            ax.text(
+                rect.get_x() + rect.get_width() / 2,
+                rect.get_height(),
+                fmt.format(v),
+                ha="center",
+                va="bottom",
+                fontsize=8,
+            )
     ax.set_xticks(x)
     ax.set_xticklabels(labels, fontsize=8)
     if log:
@@ -145,20 +157,30 @@ def flush_figure(res: dict, out: str) -> list[str]:
 
 def encode_figure(res: dict, out: str) -> list[str]:
     fig, axes = plt.subplots(1, len(res["rates"]), figsize=(4.2 * len(res["rates"]), 4.5), squeeze=False)
-    for ax, (rate, r) in zip(axes[0], res["rates"].items()):
+    for ax, (rate, r) in zip(axes[0], res["rates"].items(), strict=True):
         names = list(r["variants"])
         vals = [r["variants"][n]["us_per_frame"] for n in names]
         b = ax.bar(range(len(names)), vals, color=["#999999" if n.startswith("raw") else "#d95f02" for n in names])
-        for rect, n in zip(b, names):
+        for rect, n in zip(b, names, strict=True):
             v = r["variants"][n]
-            ax.text(rect.get_x() + rect.get_width() / 2, rect.get_height(), f"{v['us_per_frame']:.0f} µs\n×{v['ratio_vs_raw_f32']:.2f}", ha="center", va="bottom", fontsize=7)
+            ax.text(
+                rect.get_x() + rect.get_width() / 2,
+                rect.get_height(),
+                f"{v['us_per_frame']:.0f} µs\n×{v['ratio_vs_raw_f32']:.2f}",
+                ha="center",
+                va="bottom",
+                fontsize=7,
+            )
         ax.set_xticks(range(len(names)))
         ax.set_xticklabels([n.replace("_", "\n", 1) for n in names], fontsize=7)
         ax.set_title(f"{int(rate) / 1000:g} kHz mono" + ("" if r["native_opus_rate"] else " (resampled)"), fontsize=9)
         ax.set_ylabel("µs per 20 ms frame")
         ax.set_ylim(0, max(vals) * 1.3)
         ax.grid(True, axis="y", alpha=0.3)
-    fig.suptitle(f"Opus encode cost, {res['profile']} build (median of {res['rounds']} rounds; ×ratio vs raw libopus f32)", fontsize=10)
+    fig.suptitle(
+        f"Opus encode cost, {res['profile']} build (median of {res['rounds']} rounds; ×ratio vs raw libopus f32)",
+        fontsize=10,
+    )
     fig.tight_layout()
     f = os.path.join(out, "encode.png")
     fig.savefig(f, dpi=110)
@@ -176,7 +198,14 @@ def streams_figure(res: dict, out: str) -> list[str]:
     ax.bar(x, wr, 0.5, label="of which the Python writer thread", color="#7570b3")
     for i, n in enumerate(ns):
         r = res["runs"][n]
-        ax.text(i, per[i], f"{per[i]:.2f} %\n≈{r['streams_per_core']:.0f} streams/core", ha="center", va="bottom", fontsize=8)
+        ax.text(
+            i,
+            per[i],
+            f"{per[i]:.2f} %\n≈{r['streams_per_core']:.0f} streams/core",
+            ha="center",
+            va="bottom",
+            fontsize=8,
+        )
     ax.set_xticks(x)
     ax.set_xticklabels([f"{n} streams" for n in ns])
     ax.set_ylabel("CPU % of one core per stream")
@@ -206,7 +235,13 @@ def write_figure(res: dict, out: str, encode_us: float | None) -> list[str]:
     )
     if encode_us:
         ax.axhline(encode_us, color="k", linestyle="--", linewidth=1)
-        ax.text(len(kinds) - 0.5, encode_us * 1.1, f"Opus encode of one 20 ms frame: {encode_us:.0f} µs", ha="right", fontsize=8)
+        ax.text(
+            len(kinds) - 0.5,
+            encode_us * 1.1,
+            f"Opus encode of one 20 ms frame: {encode_us:.0f} µs",
+            ha="right",
+            fontsize=8,
+        )
     ax.set_ylabel("µs per 20 ms chunk (log)")
     ax.set_title(f"write() overhead from Python, {res['n']} chunks each")
     fig.tight_layout()
@@ -253,7 +288,9 @@ def memory_figures(res: dict, out: str) -> list[str]:
         ax.set_xlabel("minutes")
         ax.set_ylabel("RSS (MiB)")
         ax.set_ylim(bottom=0)
-        ax.set_title(f"Soak: 10 s reply written, flushed 2 s later, repeated for {s['seconds'] / 60:.1f} min ({s['flushes']} flushes)")
+        ax.set_title(
+            f"Soak: 10 s reply written, flushed 2 s later, repeated for {s['seconds'] / 60:.1f} min ({s['flushes']} flushes)"
+        )
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8)
         fig.tight_layout()

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any
-
 
 
 def stale_label(c: dict) -> str:
@@ -28,7 +28,7 @@ def f(x: Any, nd: int = 1) -> str:
     if x is None:
         return "–"
     if isinstance(x, float):
-        if x != x:  # NaN
+        if math.isnan(x):
             return "–"
         return f"{x:,.{nd}f}"
     return str(x)
@@ -47,11 +47,17 @@ def header(meta: dict) -> list[str]:
         ("moq-audio", f"{m.get('moq_audio_version')} (git {m.get('git')})"),
         ("moq-audio build measured from Python", m.get("build_profile")),
         ("encode benchmark build", m.get("encode_profile", "–")),
-        ("upstream", f"moq-rs {m.get('moq_rs_version')} + moq-ffi {m.get('moq_ffi_version')} (PyPI wheels, release builds)"),
+        (
+            "upstream",
+            f"moq-rs {m.get('moq_rs_version')} + moq-ffi {m.get('moq_ffi_version')} (PyPI wheels, release builds)",
+        ),
         ("Python", f"{m.get('python')} (numpy {m.get('numpy')})"),
         ("rustc", m.get("rustc")),
         ("libopus", m.get("libopus", "–")),
-        ("run", f"{'--quick smoke' if m.get('quick') else 'full'}; `{m.get('command')}`; {m.get('duration_s', 0):.0f} s"),
+        (
+            "run",
+            f"{'--quick smoke' if m.get('quick') else 'full'}; `{m.get('command')}`; {m.get('duration_s', 0):.0f} s",
+        ),
     ]
     lines = ["| | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in rows]
     return lines
@@ -62,9 +68,11 @@ def stale_section(r: dict, out: str) -> tuple[list[str], dict]:
     L = [
         "## 1. Stale audio after an interruption",
         "",
-        f"The agent writes a {r['reply_s']:.0f} s reply at once and is interrupted when the listener has rendered "
-        f"{r['interrupt_ms']:.0f} ms of it; the number is the ms of the old reply the listener renders after that moment "
-        f"({r['trials']} trials per row, rows interleaved in a shuffled order each round, one process).",
+        (
+            f"The agent writes a {r['reply_s']:.0f} s reply at once and is interrupted when the listener has rendered "
+            f"{r['interrupt_ms']:.0f} ms of it; the number is the ms of the old reply the listener renders after that moment "
+            f"({r['trials']} trials per row, rows interleaved in a shuffled order each round, one process)."
+        ),
         "",
         "| configuration | trials | median ms | p95 ms | p99 ms | max ms |",
         "|---|---:|---:|---:|---:|---:|",
@@ -72,7 +80,9 @@ def stale_section(r: dict, out: str) -> tuple[list[str], dict]:
     for k in stale_order(c):
         s = c[k]["stale_summary"]
         err = f" ({c[k]['errors']} failed)" if c[k]["errors"] else ""
-        L.append(f"| {stale_label(c[k])} | {s.get('n', 0)}{err} | {f(s.get('median'))} | {f(s.get('p95'))} | {f(s.get('p99'))} | {f(s.get('max'))} |")
+        L.append(
+            f"| {stale_label(c[k])} | {s.get('n', 0)}{err} | {f(s.get('median'))} | {f(s.get('p95'))} | {f(s.get('p99'))} | {f(s.get('max'))} |"
+        )
     head = {}
     up = c.get("upstream|at_once|None", {}).get("stale_summary", {})
     for lead in (20.0, 60.0, 200.0):
@@ -80,39 +90,52 @@ def stale_section(r: dict, out: str) -> tuple[list[str], dict]:
         if up.get("n") and ours.get("n") and ours["median"] > 0:
             head[lead] = up["median"] / ours["median"]
     if head:
-        L += ["", "Ratio of medians, moq-rs (reply written at once) ÷ moq-audio (flush, then silence): "
-              + ", ".join(f"lead {lead:.0f} ms: **{v:,.0f}×**" for lead, v in head.items()) + "."]
+        L += [
+            "",
+            "Ratio of medians, moq-rs (reply written at once) ÷ moq-audio (flush, then silence): "
+            + ", ".join(f"lead {lead:.0f} ms: **{v:,.0f}×**" for lead, v in head.items())
+            + ".",
+        ]
     L += [
         "",
         img("stale_cdf.png", out, "CDF of stale audio"),
         "",
-        "*Method:* moq-audio's Player logs every rendered stretch on its render clock, and the stale audio is the "
-        "generation-0 audio it rendered after the render-clock frame read when `flush()` was called; for moq-rs, whose "
-        "`AudioProducer` has no flush, the agent just stops writing and the listener is upstream's Opus decoder feeding "
-        "`bench/browser_player.py`, which plays everything it received in timestamp order at real time like a browser "
-        "AudioWorklet (audio still buffered 1 s after the interruption is counted, since it would be played).",
+        (
+            "*Method:* moq-audio's Player logs every rendered stretch on its render clock, and the stale audio is the "
+            "generation-0 audio it rendered after the render-clock frame read when `flush()` was called; for moq-rs, whose "
+            "`AudioProducer` has no flush, the agent just stops writing and the listener is upstream's Opus decoder feeding "
+            "`bench/browser_player.py`, which plays everything it received in timestamp order at real time like a browser "
+            "AudioWorklet (audio still buffered 1 s after the interruption is counted, since it would be played)."
+        ),
         "",
         img("stale_bars.png", out, "median and p95 stale audio"),
         "",
         "*Method:* the same trials as the CDF above, as median bars with the p95 marked.",
         "",
-        "What the rows mean: *flush, then silence* is the agent that calls `flush()` and then listens to the user: "
-        "the producer opens the new generation's first group at once, empty (a marker), so the listener cuts over as "
-        "soon as that group arrives, with a 5 ms fade, even though no new audio follows. *flush + new reply* "
-        "writes the next reply at once after the flush: its first group overtakes the old audio, and the old "
-        "generation is cut with the same 5 ms fade. *moq-rs, agent paces itself* is an agent "
-        "that implements its own real-time pacing with a 60 ms lead on top of moq-rs and stops writing at the "
-        "interruption: the best an application can do without a flush.",
+        (
+            "What the rows mean: *flush, then silence* is the agent that calls `flush()` and then listens to the user: "
+            "the producer opens the new generation's first group at once, empty (a marker), so the listener cuts over as "
+            "soon as that group arrives, with a 5 ms fade, even though no new audio follows. *flush + new reply* "
+            "writes the next reply at once after the flush: its first group overtakes the old audio, and the old "
+            "generation is cut with the same 5 ms fade. *moq-rs, agent paces itself* is an agent "
+            "that implements its own real-time pacing with a 60 ms lead on top of moq-rs and stops writing at the "
+            "interruption: the best an application can do without a flush."
+        ),
     ]
     extra = []
     for lead in (20.0, 60.0, 200.0):
         x = c.get(f"moq-audio|silence|{lead}")
         if x and x.get("heard_error_ms", {}).get("n"):
-            extra.append(f"lead {lead:.0f} ms: median {f(x['heard_error_ms']['median'])} ms, p95 {f(x['heard_error_ms']['p95'])} ms "
-                         f"({x['heard_estimated_trials']} of {x['heard_error_ms']['n']} estimated)")
+            extra.append(
+                f"lead {lead:.0f} ms: median {f(x['heard_error_ms']['median'])} ms, p95 {f(x['heard_error_ms']['p95'])} ms "
+                f"({x['heard_estimated_trials']} of {x['heard_error_ms']['n']} estimated)"
+            )
     if extra:
-        L += ["", "Accuracy of `FlushReport.heard_ms` against what the Player actually rendered before the flush "
-              "(|reported − rendered|): " + "; ".join(extra) + "."]
+        L += [
+            "",
+            "Accuracy of `FlushReport.heard_ms` against what the Player actually rendered before the flush "
+            "(|reported − rendered|): " + "; ".join(extra) + ".",
+        ]
     return L, head
 
 
@@ -130,18 +153,22 @@ def flush_to_audio_section(r: dict, out: str) -> list[str]:
             continue
         a = x.get("first_new_render_summary", {})
         b = x.get("first_new_wall_summary", {})
-        L.append(f"| {lead:.0f} ms | {a.get('n', 0)} | {f(a.get('median'))} | {f(a.get('p95'))} | {f(a.get('p99'))} | "
-                 f"{f(b.get('median'))} | {f(b.get('p95'))} | {f(b.get('p99'))} |")
+        L.append(
+            f"| {lead:.0f} ms | {a.get('n', 0)} | {f(a.get('median'))} | {f(a.get('p95'))} | {f(a.get('p99'))} | "
+            f"{f(b.get('median'))} | {f(b.get('p95'))} | {f(b.get('p99'))} |"
+        )
     L += [
         "",
         img("flush_to_audio_cdf.png", out, "CDF of flush to first new sample"),
         "",
-        "*Method:* in the *flush + new reply* trials of section 1 the next reply is written right after `flush()` on "
-        "loopback; the render-clock figure is the first generation-1 frame in the Player's render log minus the "
-        "render-clock frame read at the flush (10 ms render quanta, so ±10 ms), the wall-clock figure is the time until "
-        "`await player.wait_rendered(1, generation=1)` returns (it is re-checked once per render quantum, so it "
-        "includes up to 10 ms of quantisation and the asyncio wake-up). It includes the ≤ 5 ms fade of the old "
-        "generation, which the Player renders first.",
+        (
+            "*Method:* in the *flush + new reply* trials of section 1 the next reply is written right after `flush()` on "
+            "loopback; the render-clock figure is the first generation-1 frame in the Player's render log minus the "
+            "render-clock frame read at the flush (10 ms render quanta, so ±10 ms), the wall-clock figure is the time until "
+            "`await player.wait_rendered(1, generation=1)` returns (it is re-checked once per render quantum, so it "
+            "includes up to 10 ms of quantisation and the asyncio wake-up). It includes the ≤ 5 ms fade of the old "
+            "generation, which the Player renders first."
+        ),
     ]
     return L
 
@@ -161,11 +188,13 @@ def flush_section(r: dict, out: str) -> list[str]:
         "",
         img("flush_latency.png", out, "flush latency bars"),
         "",
-        "*Method:* `time.perf_counter_ns()` around each `bot.flush()` call from the asyncio thread (0.5-2 ms random pause "
-        "between calls, a Player listening), idle with an empty queue, idle with 2 s of PCM written before each flush, "
-        f"and while a second Python thread calls `write_blocking` with 20 ms chunks in a loop ({wr:,} writes during the run, "
-        "most of them into a queue that each flush had just emptied); "
-        "the tail is mostly the GIL hand-over and scheduling on this 2-core machine.",
+        (
+            "*Method:* `time.perf_counter_ns()` around each `bot.flush()` call from the asyncio thread (0.5-2 ms random pause "
+            "between calls, a Player listening), idle with an empty queue, idle with 2 s of PCM written before each flush, "
+            f"and while a second Python thread calls `write_blocking` with 20 ms chunks in a loop ({wr:,} writes during the run, "
+            "most of them into a queue that each flush had just emptied); "
+            "the tail is mostly the GIL hand-over and scheduling on this 2-core machine."
+        ),
     ]
     return L
 
@@ -174,8 +203,10 @@ def encode_section(r: dict, out: str) -> tuple[list[str], dict]:
     L = [
         "## 4a. Opus encode cost: moq-audio's pipeline vs raw libopus",
         "",
-        f"`{r['command']}` ({r['profile']} profile): {r['audio_seconds']:.0f} s of speech-like PCM per variant, "
-        f"20 ms frames, mono, libopus' default bitrate, {r['rounds']} rounds in rotating order, median.",
+        (
+            f"`{r['command']}` ({r['profile']} profile): {r['audio_seconds']:.0f} s of speech-like PCM per variant, "
+            f"20 ms frames, mono, libopus' default bitrate, {r['rounds']} rounds in rotating order, median."
+        ),
         "",
         "| rate | variant | µs per 20 ms frame | real-time factor | ratio vs raw libopus (f32) |",
         "|---|---|---:|---:|---:|",
@@ -183,18 +214,22 @@ def encode_section(r: dict, out: str) -> tuple[list[str], dict]:
     head = {}
     for rate, rr in r["rates"].items():
         for name, v in rr["variants"].items():
-            L.append(f"| {int(rate) / 1000:g} kHz | {name} | {f(v['us_per_frame'])} | {f(v['realtime_factor'], 0)}× | {v['ratio_vs_raw_f32']:.3f} |")
+            L.append(
+                f"| {int(rate) / 1000:g} kHz | {name} | {f(v['us_per_frame'])} | {f(v['realtime_factor'], 0)}× | {v['ratio_vs_raw_f32']:.3f} |"
+            )
         if "pipeline_i16" in rr["variants"]:
             head[rate] = rr["variants"]["pipeline_i16"]
     L += [
         "",
         img("encode.png", out, "encode cost bars"),
         "",
-        "*Method:* `crates/moq-audio/examples/bench_encode.rs` times, in one process, libopus through the `opus` crate "
-        "into a reused buffer (`raw_libopus_*`), our `opus::Encoder` wrapper, and `encode::EncodePipeline` fed 20 ms "
-        "chunks (`pipeline_i16` also includes the int16 → f32 validation `write()` does; at 44.1 kHz it includes "
-        "resampling to 48 kHz and is compared with raw libopus at 48 kHz) on identical PCM, and reports each variant's "
-        "median time over rounds.",
+        (
+            "*Method:* `crates/moq-audio/examples/bench_encode.rs` times, in one process, libopus through the `opus` crate "
+            "into a reused buffer (`raw_libopus_*`), our `opus::Encoder` wrapper, and `encode::EncodePipeline` fed 20 ms "
+            "chunks (`pipeline_i16` also includes the int16 → f32 validation `write()` does; at 44.1 kHz it includes "
+            "resampling to 48 kHz and is compared with raw libopus at 48 kHz) on identical PCM, and reports each variant's "
+            "median time over rounds."
+        ),
     ]
     return L, head
 
@@ -216,10 +251,12 @@ def streams_section(r: dict, out: str) -> list[str]:
         "",
         img("streams_cpu.png", out, "CPU per stream"),
         "",
-        "*Method:* one agent process publishes N 48 kHz mono streams on one session while one Python thread writes a "
-        "20 ms int16 chunk to every producer each 20 ms of wall clock; the server and one raw (non-decoding) moq-rs "
-        "subscriber per stream run in another process, and the agent's `time.process_time()` over the measured window "
-        "(after the warm-up) divided by wall time and N gives CPU per stream; streams per core = 100 % ÷ that.",
+        (
+            "*Method:* one agent process publishes N 48 kHz mono streams on one session while one Python thread writes a "
+            "20 ms int16 chunk to every producer each 20 ms of wall clock; the server and one raw (non-decoding) moq-rs "
+            "subscriber per stream run in another process, and the agent's `time.process_time()` over the measured window "
+            "(after the warm-up) divided by wall time and N gives CPU per stream; streams per core = 100 % ÷ that."
+        ),
     ]
     return L
 
@@ -269,9 +306,11 @@ def memory_section(m: dict, out: str) -> list[str]:
             "",
             img("memory_burst.png", out, "RSS during a 60 s burst"),
             "",
-            "*Method:* an agent process (embedded server + publisher, a Player listening from another process) samples "
-            "its own VmRSS every 50 ms from `/proc/self/status` while `write()` of 60 s runs, flushes after "
-            f"{b['hold_s']:.0f} s, once with a 120 s queue and once with the default 30 s queue (where the write waits for room).",
+            (
+                "*Method:* an agent process (embedded server + publisher, a Player listening from another process) samples "
+                "its own VmRSS every 50 ms from `/proc/self/status` while `write()` of 60 s runs, flushes after "
+                f"{b['hold_s']:.0f} s, once with a 120 s queue and once with the default 30 s queue (where the write waits for room)."
+            ),
             "",
         ]
     if "soak" in m:
@@ -285,31 +324,41 @@ def memory_section(m: dict, out: str) -> list[str]:
         for who in ("agent", "listener"):
             x = s[who]
             flat = {True: "yes", False: "**no**", None: "too short to judge"}[x["flat"]]
-            L.append(f"| {who} | {f(x['rss_start_mib'])} | {f(x['rss_end_mib'])} | {f(x['slope_mib_per_10min'], 2)} | {f(x['hwm_mib'])} | {flat} |")
+            L.append(
+                f"| {who} | {f(x['rss_start_mib'])} | {f(x['rss_end_mib'])} | {f(x['slope_mib_per_10min'], 2)} | {f(x['hwm_mib'])} | {flat} |"
+            )
         L += [
             "",
             img("memory_soak.png", out, "RSS over the soak"),
             "",
-            "*Method:* the agent (embedded server + publisher) and a Player in a second process each sample their VmRSS "
-            "once a second; *flat* means the least-squares slope after the first 10 % of the run is under 1 MiB per 10 "
-            f"minutes (the listener logged {s['listener'].get('segments_logged')} render segments).",
+            (
+                "*Method:* the agent (embedded server + publisher) and a Player in a second process each sample their VmRSS "
+                "once a second; *flat* means the least-squares slope after the first 10 % of the run is under 1 MiB per 10 "
+                f"minutes (the listener logged {s['listener'].get('segments_logged')} render segments)."
+            ),
         ]
     return L
 
 
 STATIC_NOTES = [
-    "Upstream comparison setup: moq-rs runs on its own in-process server (`moq.Server` with a generated "
-    "certificate, clients pinning its fingerprint); its client also interoperates with `moq_audio.Server` "
-    "(http:// URL, certificate fetched from `/certificate.sha256`), which the `streams` measurement uses for its "
-    "raw subscribers. moq-rs' decoder is asked for `max_age_us` = 60 s: with its default, a reply written at once "
-    "was cut down to its newest frame (older groups are skipped as too old), which is not what a browser player "
-    "buffering the stream does.",
-    "The Player's render clock advances in 10 ms quanta; the render-clock frame read at `flush()` can lag the wall "
-    "clock by up to one quantum (more when the machine starves the player task), which can only add to the stale "
-    "figure, never hide stale audio.",
-    "Processes that loaded moq_audio end with `os._exit` after writing their result: interpreter finalisation after "
-    "using the native module aborted once during development (`Fatal Python error: PyGILState_Release`; since fixed "
-    "by an atexit handler in the package, the benchmark keeps the guard).",
+    (
+        "Upstream comparison setup: moq-rs runs on its own in-process server (`moq.Server` with a generated "
+        "certificate, clients pinning its fingerprint); its client also interoperates with `moq_audio.Server` "
+        "(http:// URL, certificate fetched from `/certificate.sha256`), which the `streams` measurement uses for its "
+        "raw subscribers. moq-rs' decoder is asked for `max_age_us` = 60 s: with its default, a reply written at once "
+        "was cut down to its newest frame (older groups are skipped as too old), which is not what a browser player "
+        "buffering the stream does."
+    ),
+    (
+        "The Player's render clock advances in 10 ms quanta; the render-clock frame read at `flush()` can lag the wall "
+        "clock by up to one quantum (more when the machine starves the player task), which can only add to the stale "
+        "figure, never hide stale audio."
+    ),
+    (
+        "Processes that loaded moq_audio end with `os._exit` after writing their result: interpreter finalisation after "
+        "using the native module aborted once during development (`Fatal Python error: PyGILState_Release`; since fixed "
+        "by an atexit handler in the package, the benchmark keeps the guard)."
+    ),
 ]
 
 
@@ -351,7 +400,9 @@ def observations(results: dict[str, Any]) -> list[str]:
             for variant in ("silence", "new_reply"):
                 h = c.get(f"moq-audio|{variant}|{lead}", {}).get("heard_error_ms", {})
                 if h.get("n") and h["median"] > 20:
-                    bad.append(f"lead {lead:.0f} ms, {variant.replace('_', ' ')}: median {h['median']:.0f} ms, max {h['max']:.0f} ms")
+                    bad.append(
+                        f"lead {lead:.0f} ms, {variant.replace('_', ' ')}: median {h['median']:.0f} ms, max {h['max']:.0f} ms"
+                    )
         if bad:
             out.append(
                 "`FlushReport.heard_ms` (measured from listener feedback, not estimated) over-reports what the Player "
@@ -380,9 +431,11 @@ def write_markdown(results: dict[str, Any], out: str) -> str:
     L = [
         "# moq-audio benchmark results",
         "",
-        f"Written by `{meta.get('command')}`. Everything runs on this machine over loopback. "
-        "Re-run with the command in [README.md](README.md); numbers on a shared 2-core VM are noisy, which is why "
-        "comparisons are made inside one process run.",
+        (
+            f"Written by `{meta.get('command')}`. Everything runs on this machine over loopback. "
+            "Re-run with the command in [README.md](README.md); numbers on a shared 2-core VM are noisy, which is why "
+            "comparisons are made inside one process run."
+        ),
         "",
     ]
     L += header(meta)
@@ -394,7 +447,7 @@ def write_markdown(results: dict[str, Any], out: str) -> str:
         encode_lines, head = encode_section(m["encode"], out)
         enc48 = head.get("48000")
     if "stale" in m:
-        sec, ratio = stale_section(m["stale"], out)
+        sec, _ratio = stale_section(m["stale"], out)
         body += sec + [""]
         c = m["stale"]["configs"]
         up = c.get("upstream|at_once|None", {}).get("stale_summary", {})
@@ -409,36 +462,60 @@ def write_markdown(results: dict[str, Any], out: str) -> str:
     if "flush" in m:
         body += flush_section(m["flush"], out) + [""]
         cc = m["flush"]["conditions"]
-        headline.append("| `flush()` from Python (p50 / p99) | " + "; ".join(f"{k}: {f(v['summary']['median'])} / {f(v['summary']['p99'])} µs" for k, v in cc.items()) + " |")
+        headline.append(
+            "| `flush()` from Python (p50 / p99) | "
+            + "; ".join(f"{k}: {f(v['summary']['median'])} / {f(v['summary']['p99'])} µs" for k, v in cc.items())
+            + " |"
+        )
     if "stale" in m:
         body += flush_to_audio_section(m["stale"], out) + [""]
         nr = m["stale"]["configs"].get("moq-audio|new_reply|60.0", {})
         if nr.get("first_new_render_summary", {}).get("n"):
             a, b = nr["first_new_render_summary"], nr["first_new_wall_summary"]
-            headline.append(f"| flush → first new sample rendered, lead 60 ms (p50 / p99) | {f(a['median'])} / {f(a['p99'])} ms render clock; {f(b.get('median'))} / {f(b.get('p99'))} ms wall |")
+            headline.append(
+                f"| flush → first new sample rendered, lead 60 ms (p50 / p99) | {f(a['median'])} / {f(a['p99'])} ms render clock; {f(b.get('median'))} / {f(b.get('p99'))} ms wall |"
+            )
     body += encode_lines + ([""] if encode_lines else [])
     if enc48:
-        headline.append(f"| encode: pipeline ÷ raw libopus, 48 kHz | **{enc48['ratio_vs_raw_f32']:.2f}×** ({f(enc48['us_per_frame'])} µs per 20 ms frame, {f(enc48['realtime_factor'], 0)}× real time on one core) |")
+        headline.append(
+            f"| encode: pipeline ÷ raw libopus, 48 kHz | **{enc48['ratio_vs_raw_f32']:.2f}×** ({f(enc48['us_per_frame'])} µs per 20 ms frame, {f(enc48['realtime_factor'], 0)}× real time on one core) |"
+        )
     if "streams" in m:
         body += streams_section(m["streams"], out) + [""]
         runs = m["streams"]["runs"]
         big = runs.get("100") or next(iter(runs.values()))
-        headline.append(f"| CPU per real-time 48 kHz stream ({big['streams']} streams) | {big['cpu_percent_per_stream']:.2f} % of a core → **≈{big['streams_per_core']:.0f} streams per core** |")
+        headline.append(
+            f"| CPU per real-time 48 kHz stream ({big['streams']} streams) | {big['cpu_percent_per_stream']:.2f} % of a core → **≈{big['streams_per_core']:.0f} streams per core** |"
+        )
     if "write" in m:
         sec, _ = write_section(m["write"], out, enc48)
         body += sec + [""]
         k = m["write"]["kinds"]
-        headline.append("| `write()` per 20 ms chunk, beyond encoding (p50 / p99) | " + "; ".join(f"{n.split(',')[0]}: {f(v['summary']['median'])} / {f(v['summary']['p99'])} µs" for n, v in k.items() if "write_blocking" in n) + " |")
+        headline.append(
+            "| `write()` per 20 ms chunk, beyond encoding (p50 / p99) | "
+            + "; ".join(
+                f"{n.split(',')[0]}: {f(v['summary']['median'])} / {f(v['summary']['p99'])} µs"
+                for n, v in k.items()
+                if "write_blocking" in n
+            )
+            + " |"
+        )
     mem = memory_results(m)
     if mem:
         body += memory_section(mem, out) + [""]
         if "burst" in mem:
             r = mem["burst"]["runs"]
-            headline.append("| memory, 60 s written at once (peak RSS − before) | " + "; ".join(f"{k}: +{f(v['peak_delta_mib'])} MiB" for k, v in r.items()) + " |")
+            headline.append(
+                "| memory, 60 s written at once (peak RSS − before) | "
+                + "; ".join(f"{k}: +{f(v['peak_delta_mib'])} MiB" for k, v in r.items())
+                + " |"
+            )
         if "soak" in mem:
             s = mem["soak"]
             verdict = {True: "flat", False: "not flat", None: "too short to judge"}
-            headline.append(f"| soak, {s['seconds'] / 60:.1f} min, flush every 2 s (RSS slope) | agent {f(s['agent']['slope_mib_per_10min'], 2)} MiB/10 min ({verdict[s['agent']['flat']]}); listener {f(s['listener']['slope_mib_per_10min'], 2)} MiB/10 min ({verdict[s['listener']['flat']]}) |")
+            headline.append(
+                f"| soak, {s['seconds'] / 60:.1f} min, flush every 2 s (RSS slope) | agent {f(s['agent']['slope_mib_per_10min'], 2)} MiB/10 min ({verdict[s['agent']['flat']]}); listener {f(s['listener']['slope_mib_per_10min'], 2)} MiB/10 min ({verdict[s['listener']['flat']]}) |"
+            )
     if headline:
         L += ["", "## Headline", "", "| what | result |", "|---|---|"] + headline
     notes = list(results.get("notes") or []) + observations(results)

@@ -32,7 +32,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
-from _common import log  # noqa: E402
+from _common import log
 
 MEASUREMENTS = ["stale", "flush", "encode", "streams", "write", "memory", "soak"]
 RELEASE_VENV = os.path.join(HERE, ".venv-release")
@@ -101,7 +101,7 @@ def child_main(name: str, opts_json: str, out_path: str) -> None:
 
 def sh(cmd: list[str], cwd: str = ROOT) -> str:
     try:
-        return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=30).stdout.strip()
+        return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=30, check=False).stdout.strip()
     except Exception:  # noqa: BLE001
         return ""
 
@@ -147,8 +147,10 @@ def machine_meta(python: str) -> dict:
             pass
         build = f"release wheel (`maturin build --release`, opt-level 3){commit}, installed in bench/.venv-release"
     else:
-        build = ("editable `maturin develop` build: dev profile (our crates at opt-level 0, dependencies at "
-                 "opt-level 2, see Cargo.toml); a release wheel would be faster")
+        build = (
+            "editable `maturin develop` build: dev profile (our crates at opt-level 0, dependencies at "
+            "opt-level 2, see Cargo.toml); a release wheel would be faster"
+        )
     git = sh(["git", "rev-parse", "--short", "HEAD"])
     if sh(["git", "status", "--porcelain", "--untracked-files=no"]):
         git += " + uncommitted changes"
@@ -176,18 +178,35 @@ def main() -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Measurements: " + ", ".join(MEASUREMENTS),
     )
-    ap.add_argument("--quick", action="store_true", help="CI smoke: a few trials of everything, < 60 s, writes to bench/smoke/")
+    ap.add_argument(
+        "--quick", action="store_true", help="CI smoke: a few trials of everything, < 60 s, writes to bench/smoke/"
+    )
     ap.add_argument("--out", help="output directory (default: bench/, or bench/smoke/ with --quick)")
-    ap.add_argument("--only", action="append", help="run only this measurement (repeatable or comma-separated); merges into an existing results.json")
+    ap.add_argument(
+        "--only",
+        action="append",
+        help="run only this measurement (repeatable or comma-separated); merges into an existing results.json",
+    )
     ap.add_argument("--skip", action="append", help="skip this measurement (repeatable or comma-separated)")
     ap.add_argument("--soak-seconds", type=float, help="soak length (default 600 s, 6 s with --quick)")
     ap.add_argument("--trials", type=int, help="trials per configuration for 'stale' (default 30, 1 with --quick)")
     ap.add_argument("--stream-seconds", type=float, help="measured seconds for 'streams' (default 20, 5 with --quick)")
-    ap.add_argument("--profile", choices=["release", "dev"], help="cargo profile of the encode benchmark (default release, dev with --quick)")
+    ap.add_argument(
+        "--profile",
+        choices=["release", "dev"],
+        help="cargo profile of the encode benchmark (default release, dev with --quick)",
+    )
     ap.add_argument("--no-build", action="store_true", help="do not run cargo build for the encode benchmark")
-    ap.add_argument("--python", help="interpreter with moq_audio and moq-rs installed (default: bench/.venv-release if present, else this one)")
+    ap.add_argument(
+        "--python",
+        help="interpreter with moq_audio and moq-rs installed (default: bench/.venv-release if present, else this one)",
+    )
     ap.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
-    ap.add_argument("--report-only", action="store_true", help="only redraw the figures and results.md from the existing results.json")
+    ap.add_argument(
+        "--report-only",
+        action="store_true",
+        help="only redraw the figures and results.md from the existing results.json",
+    )
     ap.add_argument("--_child", nargs=3, metavar=("NAME", "OPTS", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args()
 
@@ -227,8 +246,7 @@ def main() -> int:
     results_path = os.path.join(out, "results.json")
     if args.report_only:
         with open(results_path) as fh:
-            results = json.load(fh)
-        return write_outputs(results, out, args.no_plots)
+            return write_outputs(json.load(fh), out, args.no_plots)
     results: dict = {"measurements": {}}
     if args.only and os.path.exists(results_path):
         with open(results_path) as fh:
@@ -243,7 +261,7 @@ def main() -> int:
         if os.path.exists(tmp):
             os.remove(tmp)
         cmd = [python, os.path.abspath(__file__), "--_child", name, json.dumps(opts), tmp]
-        proc = subprocess.run(cmd, cwd=HERE)
+        proc = subprocess.run(cmd, cwd=HERE, check=False)  # a failed measurement is reported, the rest go on
         if proc.returncode != 0 or not os.path.exists(tmp):
             log(f"!! {name} failed (exit {proc.returncode})")
             failed.append(name)

@@ -28,8 +28,7 @@ from typing import Any
 import numpy as np
 
 import moq_audio
-
-from _common import RATE, CHUNK, log, overlap, speech_like, summary
+from _common import CHUNK, RATE, log, overlap, speech_like, summary
 from browser_player import BrowserLikePlayer
 
 REPLY_S = 10.0
@@ -37,7 +36,9 @@ INTERRUPT_MS = 1000.0
 WINDOW_S = 1.0  # listened-to window after the interruption (> lead + jitter target)
 
 
-async def moq_audio_trial(pub, lis, path: str, lead: float, new_reply: bool, reply: np.ndarray, second: np.ndarray) -> dict:
+async def moq_audio_trial(
+    pub, lis, path: str, lead: float, new_reply: bool, reply: np.ndarray, second: np.ndarray
+) -> dict:
     bot = pub.publish_audio(path, sample_rate=RATE, lead_ms=lead)
     player = await lis.play_audio(path, target_ms=40.0)
     try:
@@ -134,10 +135,8 @@ async def upstream_trial(moq, up_pub, up_sub, path: str, mode: str, reply: np.nd
             await writer
         await player.stop()
         cons.cancel()
-        try:
+        with contextlib.suppress(Exception):  # already finished if the session went away first
             ap.finish()
-        except Exception:
-            pass
         bc.close()
     return {"stale_ms": stale * 1000.0 / RATE, "received_ms": received_ms}
 
@@ -147,11 +146,9 @@ async def serve_quietly(up_server) -> None:
     sessions: set = set()
 
     async def hold(request) -> None:
-        try:
+        with contextlib.suppress(Exception):  # a client going away ends its session with an error
             session = await request.accept()
             await session.closed()
-        except Exception:  # noqa: BLE001 - a client going away ends its session with an error
-            pass
 
     async for request in up_server:
         t = asyncio.create_task(hold(request))
@@ -160,10 +157,12 @@ async def serve_quietly(up_server) -> None:
 
 
 async def run_async(quick: bool, trials: int | None) -> dict[str, Any]:
+    moq: Any = None
     try:
-        import moq  # upstream moq-rs (bench/requirements.txt)
+        import moq as upstream  # upstream moq-rs (bench/requirements.txt)
+
+        moq = upstream
     except ImportError:
-        moq = None
         log("stale: moq-rs is not installed (pip install -r bench/requirements.txt): upstream rows skipped")
 
     leads = [60.0] if quick else [20.0, 60.0, 200.0]
@@ -202,23 +201,34 @@ async def run_async(quick: bool, trials: int | None) -> dict[str, Any]:
                 for attempt in range(3):
                     try:
                         if impl == "moq-audio":
-                            res = await moq_audio_trial(pub, lis, path + f"-{attempt}", lead, variant == "new_reply", reply, second)
+                            res = await moq_audio_trial(
+                                pub, lis, path + f"-{attempt}", lead, variant == "new_reply", reply, second
+                            )
                         else:
-                            res = await upstream_trial(moq, up_pub, up_sub, path + f"-{attempt}", variant, reply, lead or 60.0)
+                            res = await upstream_trial(
+                                moq, up_pub, up_sub, path + f"-{attempt}", variant, reply, lead or 60.0
+                            )
                         break
                     except Exception as e:  # noqa: BLE001 - a failed trial is retried, then recorded
                         log(f"stale: trial {key} failed ({type(e).__name__}: {e}); retrying")
                         res = {"error": f"{type(e).__name__}: {e}"}
                 results.setdefault(key, []).append(res)
             log(f"stale: round {r + 1}/{n} done")
-    out: dict[str, Any] = {"upstream": None if moq is None else "moq-rs (PyPI)", "reply_s": REPLY_S, "interrupt_ms": INTERRUPT_MS, "window_s": WINDOW_S, "trials": n, "configs": {}}
+    out: dict[str, Any] = {
+        "upstream": None if moq is None else "moq-rs (PyPI)",
+        "reply_s": REPLY_S,
+        "interrupt_ms": INTERRUPT_MS,
+        "window_s": WINDOW_S,
+        "trials": n,
+        "configs": {},
+    }
     for key, rows in results.items():
-        impl, variant, lead = key.split("|")
+        impl, variant, lead_text = key.split("|")
         ok = [x for x in rows if "error" not in x]
         entry: dict[str, Any] = {
             "impl": impl,
             "variant": variant,
-            "lead_ms": None if lead == "None" else float(lead),
+            "lead_ms": None if lead_text == "None" else float(lead_text),
             "errors": len(rows) - len(ok),
             "stale_ms": [x["stale_ms"] for x in ok],
             "stale_summary": summary(x["stale_ms"] for x in ok),

@@ -18,9 +18,9 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from _common import CHUNK, RATE, proc_status, speech_like  # noqa: E402
+from _common import CHUNK, RATE, proc_status, speech_like
 
 
 def emit(line: str) -> None:
@@ -264,7 +264,9 @@ async def mem_soak_agent(args: dict) -> None:
                 flushes += 1
             bot.cancel()
     sampler.stop()
-    finish({"seconds": args["seconds"], "flushes": flushes, "rss": sampler.samples, "hwm_mib": proc_status().get("VmHWM")})
+    finish(
+        {"seconds": args["seconds"], "flushes": flushes, "rss": sampler.samples, "hwm_mib": proc_status().get("VmHWM")}
+    )
 
 
 ROLES = {
