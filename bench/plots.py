@@ -16,6 +16,15 @@ from report import memory_results, stale_label, stale_order
 COLORS = {20.0: "#1b9e77", 60.0: "#d95f02", 200.0: "#7570b3"}
 
 
+def save(fig: Any, out: str, name: str) -> str:
+    """Lay out ``fig``, write it to ``out/name`` (110 dpi), close it; returns the path."""
+    fig.tight_layout()
+    path = os.path.join(out, name)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def _ecdf(ax, values, **kw):
     v = np.sort(np.asarray(values, dtype=float))
     if len(v) == 0:
@@ -45,11 +54,7 @@ def stale_figures(res: dict, out: str) -> list[str]:
     ax.set_title(f"Stale audio after barge-in: 10 s reply, interrupted 1 s in ({res['trials']} trials each)")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, frameon=False)
-    fig.tight_layout()
-    f = os.path.join(out, "stale_cdf.png")
-    fig.savefig(f, dpi=110)
-    plt.close(fig)
-    files.append(f)
+    files.append(save(fig, out, "stale_cdf.png"))
 
     # Bar chart: median with p95 whisker, log scale.
     keys = [k for k in stale_order(configs) if configs[k]["stale_ms"]]
@@ -72,11 +77,7 @@ def stale_figures(res: dict, out: str) -> list[str]:
     ax.invert_yaxis()
     ax.grid(True, axis="x", which="both", alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    f = os.path.join(out, "stale_bars.png")
-    fig.savefig(f, dpi=110)
-    plt.close(fig)
-    files.append(f)
+    files.append(save(fig, out, "stale_bars.png"))
 
     # Flush to first new-generation sample.
     fig, ax = plt.subplots(figsize=(8, 4.5))
@@ -103,11 +104,9 @@ def stale_figures(res: dict, out: str) -> list[str]:
         ax.set_title("Flush to first new sample on loopback")
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8)
-        fig.tight_layout()
-        f = os.path.join(out, "flush_to_audio_cdf.png")
-        fig.savefig(f, dpi=110)
-        files.append(f)
-    plt.close(fig)
+        files.append(save(fig, out, "flush_to_audio_cdf.png"))
+    else:
+        plt.close(fig)
     return files
 
 
@@ -148,11 +147,7 @@ def flush_figure(res: dict, out: str) -> list[str]:
     )
     ax.set_ylabel("flush() call from Python (µs, log)")
     ax.set_title(f"flush() latency, {res['n']} calls per condition")
-    fig.tight_layout()
-    f = os.path.join(out, "flush_latency.png")
-    fig.savefig(f, dpi=110)
-    plt.close(fig)
-    return [f]
+    return [save(fig, out, "flush_latency.png")]
 
 
 def encode_figure(res: dict, out: str) -> list[str]:
@@ -181,11 +176,7 @@ def encode_figure(res: dict, out: str) -> list[str]:
         f"Opus encode cost, {res['profile']} build (median of {res['rounds']} rounds; ×ratio vs raw libopus f32)",
         fontsize=10,
     )
-    fig.tight_layout()
-    f = os.path.join(out, "encode.png")
-    fig.savefig(f, dpi=110)
-    plt.close(fig)
-    return [f]
+    return [save(fig, out, "encode.png")]
 
 
 def streams_figure(res: dict, out: str) -> list[str]:
@@ -213,11 +204,7 @@ def streams_figure(res: dict, out: str) -> list[str]:
     ax.set_title("CPU per real-time 48 kHz mono stream")
     ax.grid(True, axis="y", alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    f = os.path.join(out, "streams_cpu.png")
-    fig.savefig(f, dpi=110)
-    plt.close(fig)
-    return [f]
+    return [save(fig, out, "streams_cpu.png")]
 
 
 def write_figure(res: dict, out: str, encode_us: float | None) -> list[str]:
@@ -244,11 +231,7 @@ def write_figure(res: dict, out: str, encode_us: float | None) -> list[str]:
         )
     ax.set_ylabel("µs per 20 ms chunk (log)")
     ax.set_title(f"write() overhead from Python, {res['n']} chunks each")
-    fig.tight_layout()
-    f = os.path.join(out, "write_overhead.png")
-    fig.savefig(f, dpi=110)
-    plt.close(fig)
-    return [f]
+    return [save(fig, out, "write_overhead.png")]
 
 
 def memory_figures(res: dict, out: str) -> list[str]:
@@ -271,11 +254,7 @@ def memory_figures(res: dict, out: str) -> list[str]:
         ax.set_title("Agent RSS while 60 s of 48 kHz audio is written at once")
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8)
-        fig.tight_layout()
-        f = os.path.join(out, "memory_burst.png")
-        fig.savefig(f, dpi=110)
-        plt.close(fig)
-        files.append(f)
+        files.append(save(fig, out, "memory_burst.png"))
     if "soak" in res:
         s = res["soak"]
         fig, ax = plt.subplots(figsize=(8, 4.2))
@@ -293,11 +272,7 @@ def memory_figures(res: dict, out: str) -> list[str]:
         )
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8)
-        fig.tight_layout()
-        f = os.path.join(out, "memory_soak.png")
-        fig.savefig(f, dpi=110)
-        plt.close(fig)
-        files.append(f)
+        files.append(save(fig, out, "memory_soak.png"))
     return files
 
 
