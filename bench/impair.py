@@ -147,6 +147,8 @@ class Profile:
       holds this much backlog at that rate (UDP tail-drops beyond it).
     - ``outages``: ``((t1, t2), ...)`` in seconds on the proxy clock; UDP drops everything
       arriving in ``[t1, t2)``, TCP holds it until ``t2``.
+    - ``keep_order``: UDP jitter without reordering (a datagram never overtakes an earlier one,
+      as on TCP). Off by default: independent per-datagram jitter reorders, like netem's.
 
     Raises ValueError for negative times, a loss outside [0, 100] or an empty outage window.
     """
@@ -159,6 +161,7 @@ class Profile:
     rate_kbps: float | None = None
     queue_ms: float = 100.0
     outages: tuple[tuple[float, float], ...] = ()
+    keep_order: bool = False
 
     def __post_init__(self) -> None:
         if self.delay_ms < 0 or self.jitter_ms < 0 or self.queue_ms < 0:
@@ -244,6 +247,7 @@ class Pipeline:
     _bad: bool = False  # Gilbert-Elliott state
     _link_free: float = 0.0  # when the rate-limited link finishes the last accepted packet (s)
     _tcp_last: float = 0.0  # release time of the previous TCP chunk (order is kept)
+    _udp_last: float = 0.0  # release time of the previous UDP datagram (with keep_order)
     extra_outages: list[tuple[float, float]] = field(default_factory=list)
 
     def in_outage(self, t: float) -> float | None:
@@ -316,6 +320,10 @@ class Pipeline:
             self.stats.dropped_queue += 1
             return d
         d.release = left + max(0.0, self.profile.delay_ms + d.jitter_ms) / 1000.0
+        if self.profile.keep_order:
+            # (+0.1 µs: asyncio's timer heap does not keep FIFO order between equal times)
+            d.release = max(d.release, self._udp_last + 1e-7)
+            self._udp_last = d.release
         return d
 
     def tcp(self, t: float, size: int) -> float:
@@ -399,7 +407,7 @@ class _Association(asyncio.DatagramProtocol):
         if sock is not None:
             _big_rcvbuf(sock)
         for data in self.pending:
-            transport.sendto(data)
+            self.transport.sendto(data)
         self.pending.clear()
 
     def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
@@ -469,6 +477,7 @@ class Impairment:
         self._assocs: dict[tuple[Any, ...], _Association] = {}
         self._tcp_tasks: set[asyncio.Task[None]] = set()
         self._timers: set[asyncio.TimerHandle] = set()
+        self._waiters: list[tuple[Direction, int, asyncio.Future[None]]] = []
         self._reaper: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._t0 = 0.0
@@ -503,7 +512,7 @@ class Impairment:
         self._t0 = self._loop.time()
         if self._serve_udp:
             transport, _ = await self._loop.create_datagram_endpoint(lambda: _Listener(self), sock=udp_sock)
-            self._udp = cast(asyncio.DatagramTransport, transport)
+            self._udp = transport
         else:
             udp_sock.close()
         if self._serve_tcp:
@@ -580,6 +589,21 @@ class Impairment:
         """Counters server -> client."""
         return self.pipelines["down"].stats
 
+    async def wait_received(self, direction: Direction, n: int, timeout: float = 10.0) -> None:
+        """Wait until ``n`` UDP datagrams have entered ``direction`` (decided, not yet released).
+
+        Raises TimeoutError (asyncio.TimeoutError) after ``timeout`` s.
+        """
+        if self.pipelines[direction].stats.received >= n:
+            return
+        assert self._loop is not None, "start the proxy first"
+        fut: asyncio.Future[None] = self._loop.create_future()
+        self._waiters.append((direction, n, fut))
+        try:
+            await asyncio.wait_for(fut, timeout)
+        finally:
+            self._waiters = [w for w in self._waiters if w[2] is not fut]
+
     def stats(self) -> dict[str, Any]:
         """``{"up": {...}, "down": {...}, "udp_associations": n, "tcp_connections": n}``."""
         return {
@@ -614,6 +638,11 @@ class Impairment:
         d = self.pipelines[direction].udp(now - self._t0, len(data))
         if self.trace is not None:
             self.trace.append(d)
+        if self._waiters:
+            received = self.pipelines[direction].stats.received
+            for w_dir, w_n, fut in self._waiters:
+                if w_dir == direction and received >= w_n and not fut.done():
+                    fut.set_result(None)
         if d.release is None:
             return
         when = self._t0 + d.release
@@ -745,6 +774,7 @@ _FIELDS: list[tuple[str, str, Callable[[str], Any], str]] = [
     ("rate-kbps", "rate_kbps", float, "bandwidth cap, kbit/s (default unlimited)"),
     ("queue-ms", "queue_ms", float, "queue in front of the cap, ms of backlog (default 100)"),
     ("outage", "outage", str, "T1:T2 seconds after start, drop everything (repeatable)"),
+    ("keep-order", "keep_order", int, "1: UDP jitter without reordering (default 0: reorder, like netem)"),
 ]
 
 
@@ -760,7 +790,7 @@ def profile_from_args(ns: argparse.Namespace, direction: Direction) -> Profile:
         v = get(name)
         if v is None or name in ("burst_loss", "burst_len", "outage"):
             continue
-        kw[name] = v
+        kw[name] = bool(v) if name == "keep_order" else v
     burst = get("burst_loss")
     if burst:
         kw["burst"] = GilbertElliott.from_mean(burst, get("burst_len") or 3.0)
