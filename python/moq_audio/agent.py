@@ -15,7 +15,8 @@ import argparse
 import asyncio
 import json
 import time
-from typing import Optional
+from pathlib import Path
+from typing import IO
 
 import numpy as np
 
@@ -25,15 +26,21 @@ from .cli import status
 from .speech import speak
 
 REPLIES = [
-    "Hello! I am a voice agent speaking over Media over QUIC. This is a long answer on purpose, "
-    "so that you have time to talk over me. When you do, I stop at once, because every buffer "
-    "between my voice and your ear is flushed, including the jitter buffer in your browser.",
-    "Here is another long story. Media over QUIC delivers audio in groups of frames. When I am "
-    "interrupted I start a new generation, and the new generation overtakes everything that was "
-    "still on its way. Your browser drops the old audio with a fade of five milliseconds.",
-    "Let me tell you about the weather on the coast. In the morning there is fog over the bay, "
-    "by noon the sun burns through, and in the afternoon the wind picks up from the west, "
-    "which makes it a good time for sailing, if you like that kind of thing.",
+    (
+        "Hello! I am a voice agent speaking over Media over QUIC. This is a long answer on purpose, "
+        "so that you have time to talk over me. When you do, I stop at once, because every buffer "
+        "between my voice and your ear is flushed, including the jitter buffer in your browser."
+    ),
+    (
+        "Here is another long story. Media over QUIC delivers audio in groups of frames. When I am "
+        "interrupted I start a new generation, and the new generation overtakes everything that was "
+        "still on its way. Your browser drops the old audio with a fade of five milliseconds."
+    ),
+    (
+        "Let me tell you about the weather on the coast. In the morning there is fog over the bay, "
+        "by noon the sun burns through, and in the afternoon the wind picks up from the west, "
+        "which makes it a good time for sailing, if you like that kind of thing."
+    ),
 ]
 
 #: webrtcvad aggressiveness 0..3; 2 balances missed speech against noise triggers.
@@ -42,23 +49,39 @@ VAD_MODE = 2
 VAD_RATE = 16_000
 #: Silence that ends the user's turn before the bot answers (ms).
 END_OF_TURN_MS = 600
+#: Conversational pauses (s): after a reply the person let finish, and after answering a barge-in.
+PAUSE_AFTER_REPLY_S = 1.5
+PAUSE_AFTER_ANSWER_S = 1.0
+#: How long the bot waits for the person to finish their turn after a barge-in (s).
+TURN_TIMEOUT_S = 10.0
+#: Back-off before subscribing again after the page's broadcast failed or left (s). The next
+#: subscribe itself waits for the broadcast to be announced; this only keeps a broadcast that
+#: fails at once from spinning the loop.
+RESUBSCRIBE_BACKOFF_S = 0.5
 
 
 class Events:
-    """JSON-lines event log (for tests and for people): one object per line."""
+    """JSON-lines event log (for tests and for people): one object per line, flushed per line."""
 
-    def __init__(self, path: Optional[str]) -> None:
-        self._file = open(path, "a", buffering=1) if path else None
+    def __init__(self, path: str | None) -> None:
+        # Open for the whole demo; close() at its end.
+        self._file: IO[str] | None = open(path, "a", buffering=1) if path else None  # noqa: SIM115
 
     def emit(self, kind: str, **fields: object) -> None:
+        """Append ``{"event": kind, "time": <Unix s>, **fields}``."""
         if self._file is not None:
             self._file.write(json.dumps({"event": kind, "time": time.time(), **fields}) + "\n")
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
 
 
 class Bot:
     """Speaks replies, flushes on barge-in, answers."""
 
-    def __init__(self, producer: moq_audio.AudioProducer, transcript, events: Events) -> None:
+    def __init__(self, producer: moq_audio.AudioProducer, transcript: moq_audio.DataWriter, events: Events) -> None:
         self.producer = producer
         self.transcript = transcript
         self.events = events
@@ -66,6 +89,9 @@ class Bot:
         self.user_done = asyncio.Event()
         self.speaking = False
         self.turn = 0
+        #: The last barge-in's flush report, and how much of the interrupted utterance was heard.
+        self.interrupt_report: moq_audio.FlushReport | None = None
+        self.heard_ms = 0.0
 
     def say_text(self, text: str) -> None:
         self.transcript.write(json.dumps({"generation": self.producer.generation, "text": text}))
@@ -94,6 +120,7 @@ class Bot:
             self.events.emit("spoke", text=text, mark=mark, state=ev.state, listener=ev.listener)
             return True
         report = self.interrupt_report
+        assert report is not None, "barge_in is set only after a flush"
         self.heard_ms = max(0.0, report.heard_ms - start_ms)
         heard = moq_audio.truncate_text(text, self.heard_ms)
         self.say_text(heard + " …")
@@ -133,20 +160,20 @@ class Bot:
             completed = await self.speak(REPLIES[i % len(REPLIES)])
             i += 1
             if completed:
-                await asyncio.sleep(1.5)
+                await asyncio.sleep(PAUSE_AFTER_REPLY_S)
                 continue
             # Wait for the person to finish their turn (VAD silence, or the button), then answer.
             try:
-                await asyncio.wait_for(self.user_done.wait(), 10.0)
+                await asyncio.wait_for(self.user_done.wait(), TURN_TIMEOUT_S)
             except asyncio.TimeoutError:
                 pass
             self.user_done.clear()
             heard_s = self.heard_ms / 1000
             await self.speak(f"You interrupted me after {heard_s:.1f} seconds. What would you like to know?")
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(PAUSE_AFTER_ANSWER_S)
 
 
-async def listen_to_user(session, bot: Bot, min_speech_ms: float, events: Events) -> None:
+async def listen_to_user(session: moq_audio.Session, bot: Bot, min_speech_ms: float, events: Events) -> None:
     """Decode the page's microphone and run VAD; a long enough run of speech is a barge-in."""
     import webrtcvad
 
@@ -158,7 +185,7 @@ async def listen_to_user(session, bot: Bot, min_speech_ms: float, events: Events
         except moq_audio.MoqAudioError as e:
             # The page is not there (yet, or any more): try again shortly.
             events.emit("mic_unavailable", error=str(e))
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(RESUBSCRIBE_BACKOFF_S)
             continue
         status("microphone of the page subscribed")
         events.emit("mic_subscribed")
@@ -188,7 +215,7 @@ async def listen_to_user(session, bot: Bot, min_speech_ms: float, events: Events
         status("microphone of the page ended")
 
 
-async def listen_to_controls(session, bot: Bot) -> None:
+async def listen_to_controls(session: moq_audio.Session, bot: Bot) -> None:
     """The page's Interrupt button: ``{"type": "interrupt"}`` on ``user/control.json``."""
     while True:
         try:
@@ -203,14 +230,26 @@ async def listen_to_controls(session, bot: Bot) -> None:
                     bot.user_done.set()
         except moq_audio.MoqAudioError:
             pass
-        await asyncio.sleep(0.5)  # the page left (or is not there yet): wait for it
+        await asyncio.sleep(RESUBSCRIBE_BACKOFF_S)  # the page left (or failed): subscribe again
 
 
 async def run_web_demo(args: argparse.Namespace) -> int:
+    """``moq-audio demo --web``: serve the page and hold barge-in conversations until Ctrl-C.
+
+    Raises:
+        FileNotFoundError: when the browser page is not built.
+    """
     web = moq_audio.web_root()
     if web is None:
-        raise SystemExit("the browser page is not built: run `npm ci && npm run build` in web-demo/")
+        raise FileNotFoundError("the browser page is not built: run `npm ci && npm run build` in web-demo/")
     events = Events(getattr(args, "events", None))
+    try:
+        return await _serve_web_demo(args, web, events)
+    finally:
+        events.close()
+
+
+async def _serve_web_demo(args: argparse.Namespace, web: Path, events: Events) -> int:
     async with moq_audio.Server(args.addr, static_dir=web) as server:
         status(f"open {server.url} in Chromium and press Start (talk over the bot to interrupt it)")
         print(server.url, flush=True)

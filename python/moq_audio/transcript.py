@@ -9,7 +9,7 @@ characters/s of English text, which is the default here).
 
 from __future__ import annotations
 
-from typing import Optional, Sequence, Tuple
+from collections.abc import Sequence
 
 #: espeak-ng's default rate is 175 words per minute (``espeak-ng --help``: "-s <integer> Speed in
 #: approximate words per minute. The default is 175"); at ~5 characters per English word plus a
@@ -21,7 +21,7 @@ def truncate_text(
     text: str,
     heard_ms: float,
     *,
-    word_timings: Optional[Sequence[Tuple[str, float, float]]] = None,
+    word_timings: Sequence[tuple[str, float, float]] | None = None,
     chars_per_second: float = DEFAULT_CHARS_PER_SECOND,
 ) -> str:
     """Return the prefix of ``text`` that had been heard after ``heard_ms`` ms of playout.
