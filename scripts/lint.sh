@@ -42,7 +42,7 @@ gate "ruff check" .venv/bin/ruff check --quiet .
 gate "ruff format --check" .venv/bin/ruff format --check --quiet .
 
 # The package, strictly ([tool.mypy] in pyproject.toml).
-gate "mypy --strict python/moq_audio" .venv/bin/mypy
+gate "mypy --strict python/moq_audio" .venv/bin/mypy python/moq_audio
 # Tests and benchmarks use the typed API, so mypy checks them too (every function body, every
 # call into moq_audio against its stub), but without the strict flags that only demand
 # annotations: pytest fixtures, parametrized tests and one-off benchmark helpers would gain
@@ -54,8 +54,11 @@ LENIENT=(
 gate "mypy tests bench" .venv/bin/mypy "${LENIENT[@]}" tests bench
 
 # The hand-written stub against the compiled module (needs the extension built into .venv).
-gate "stubtest moq_audio._native" "$PY" -m mypy.stubtest moq_audio._native \
-  --allowlist scripts/stubtest-allowlist.txt
+stubtest() {
+  "$PY" -c "import moq_audio._native" || { echo "moq_audio._native does not import: build it (scripts/setup.sh)" >&2; return 1; }
+  "$PY" -m mypy.stubtest moq_audio._native --allowlist scripts/stubtest-allowlist.txt
+}
+gate "stubtest moq_audio._native" stubtest
 
 # --no-install: never fetch a TypeScript that package.json does not pin.
 gate "web-demo tsc --noEmit" bash -c 'cd web-demo && npx --no-install tsc --noEmit'
