@@ -186,7 +186,8 @@ class Profile:
 
 @dataclass
 class Stats:
-    """Counters of one direction. UDP counts datagrams; TCP counts chunks as read (<= 16 KiB)."""
+    """Counters of one direction. UDP counts datagrams (``received`` ... ``bytes_forwarded``);
+    TCP counts chunks as read (<= 16 KiB) in ``tcp_chunks`` / ``tcp_bytes`` only."""
 
     received: int = 0
     forwarded: int = 0
@@ -444,6 +445,10 @@ class Impairment:
         seed: seeds both directions' RNGs (``f"{seed}:up"``, ``f"{seed}:down"``).
         udp / tcp: serve that protocol (both by default).
         trace: keep a :class:`Decision` per UDP datagram in ``self.trace``.
+        websocket: False closes TCP connections whose first request asks for a WebSocket
+            upgrade (counted in ``websocket_refused``), so a MoQ client that races a WebSocket
+            fallback against QUIC (moq-tokio, after 200 ms) cannot win it over TCP, which this
+            proxy cannot make lossy. Plain HTTP (``/certificate.sha256``) still passes.
 
     Use ``async with Impairment(...) as proxy`` (or ``await proxy.start()`` / ``await
     proxy.close()``); ``proxy.addr`` is ``"127.0.0.1:PORT"``. Raises ValueError for a
@@ -461,6 +466,7 @@ class Impairment:
         udp: bool = True,
         tcp: bool = True,
         trace: bool = False,
+        websocket: bool = True,
     ) -> None:
         self.listen = parse_addr(listen)
         self.upstream = parse_addr(upstream)
@@ -471,6 +477,8 @@ class Impairment:
         }
         self._serve_udp = udp
         self._serve_tcp = tcp
+        self._websocket = websocket
+        self.websocket_refused = 0
         self.trace: list[Decision] | None = [] if trace else None
         self._udp: asyncio.DatagramTransport | None = None
         self._tcp: asyncio.base_events.Server | None = None
@@ -611,6 +619,7 @@ class Impairment:
             "down": self.down.as_dict(),
             "udp_associations": len(self._assocs),
             "tcp_connections": self.tcp_connections,
+            "websocket_refused": self.websocket_refused,
         }
 
     # -- UDP ----------------------------------------------------------------------------------------
@@ -691,9 +700,15 @@ class Impairment:
         self.tcp_connections += 1
         up_writer: asyncio.StreamWriter | None = None
         try:
+            first = b""
+            if not self._websocket:
+                first = await reader.read(TCP_READ_SIZE)
+                if b"upgrade: websocket" in first.lower():
+                    self.websocket_refused += 1
+                    return
             up_reader, up_writer = await asyncio.open_connection(*self.upstream)
             pumps = [
-                asyncio.create_task(self._tcp_pump("up", reader, up_writer)),
+                asyncio.create_task(self._tcp_pump("up", reader, up_writer, first)),
                 asyncio.create_task(self._tcp_pump("down", up_reader, writer)),
             ]
             try:
@@ -717,8 +732,11 @@ class Impairment:
                     with contextlib.suppress(Exception):
                         await w.wait_closed()
 
-    async def _tcp_pump(self, direction: Direction, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """Read chunks, give each its release time, deliver them in order at those times."""
+    async def _tcp_pump(
+        self, direction: Direction, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, first: bytes = b""
+    ) -> None:
+        """Read chunks (``first`` was read already), give each its release time, deliver them in
+        order at those times."""
         assert self._loop is not None
         pipe = self.pipelines[direction]
         queue: asyncio.Queue[tuple[float, bytes] | None] = asyncio.Queue()
@@ -734,8 +752,6 @@ class Impairment:
                 if delay > 0:
                     await asyncio.sleep(delay)
                 writer.write(chunk)
-                pipe.stats.forwarded += 1
-                pipe.stats.bytes_forwarded += len(chunk)
                 await writer.drain()
             if writer.can_write_eof():
                 writer.write_eof()
@@ -744,7 +760,7 @@ class Impairment:
         ended = False
         try:
             while True:
-                chunk = await reader.read(TCP_READ_SIZE)
+                chunk, first = first or await reader.read(TCP_READ_SIZE), b""
                 if not chunk:
                     break
                 now = self._loop.time()
