@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import numpy as np
 import pytest
@@ -18,7 +19,7 @@ SENTENCES = [
 ]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def speech(text: str) -> tuple[np.ndarray, int]:
     """espeak-ng speech for ``text`` as (int16 samples, 22050 Hz), cached per test run."""
     pcm, rate = speak(text)
@@ -44,8 +45,15 @@ async def ear_session(server):
         yield s
 
 
-def frames_of(report: dict, generation: int, *, after: int = 0, fade: bool | None = None) -> int:
-    """Render-clock frames of ``generation`` in a Player report that lie at or after ``after``."""
+def frames_of(report: Any, generation: int, *, after: int = 0, fade: bool | None = None) -> int:
+    """Render-clock frames of ``generation`` in a Player report that lie at or after ``after``.
+
+    A report object with its own ``frames_of`` (the binding's ``PlayerReport``) answers itself;
+    the dict reports of older builds are summed up here.
+    """
+    method = getattr(report, "frames_of", None)
+    if method is not None:
+        return int(method(generation, after=after, fade=fade))
     total = 0
     for s in report["segments"]:
         if s["generation"] != generation or (fade is not None and s["fade"] != fade):

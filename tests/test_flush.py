@@ -7,6 +7,7 @@ import time
 import wave
 
 import numpy as np
+import pytest
 
 import moq_audio
 from conftest import SENTENCES, frames_of, speech
@@ -58,7 +59,7 @@ async def test_consumer_never_sees_old_audio_after_new_and_the_report_accounts_f
             new_ms += frame.duration_ms
     # At most the pacing lead (plus the frame being sent) of old audio was on the network.
     assert old_after_flush_ms <= producer.lead_ms + 20, old_after_flush_ms
-    assert first_new_after < 0.2, f"new generation took {first_new_after * 1000:.0f} ms"
+    assert first_new_after is not None and first_new_after < 0.2, f"new generation took {first_new_after} s"
     await producer.finish()
 
 
@@ -70,7 +71,9 @@ async def test_player_wav_cuts_to_the_new_sentence_with_only_the_fade(bot_sessio
     write = asyncio.ensure_future(producer.write(pcm))
     await player.wait_rendered(1_000, generation=0)
     producer.flush()
-    assert await write is True or True  # the write may finish before or after the flush
+    # 5 s fit the default 30 s queue, so all of it was queued when write() was called, a second
+    # before the flush: the flush drops it from the queue but cannot turn the write into False.
+    assert await write is True
     second, _ = speech(SENTENCES[2])
     await producer.write(second)
     await producer.finish()
@@ -99,7 +102,7 @@ async def test_player_wav_cuts_to_the_new_sentence_with_only_the_fade(bot_sessio
 async def test_flush_from_another_thread_wakes_a_writer_blocked_on_a_full_queue(bot_session):
     pcm, rate = five_seconds()
     producer = bot_session.publish_audio("bot", sample_rate=rate, capacity_ms=500)
-    result: dict = {}
+    result: dict[str, bool] = {}
     writer_started = asyncio.Event()
     loop = asyncio.get_running_loop()
 
@@ -109,9 +112,15 @@ async def test_flush_from_another_thread_wakes_a_writer_blocked_on_a_full_queue(
 
     thread = loop.run_in_executor(None, writer)
     await writer_started.wait()
-    # Wait until the writer has filled the queue and is blocked on it.
-    while producer.queued_ms < 400:
-        await asyncio.sleep(0.01)
+
+    # Wait until the writer has filled the queue and is blocked on it. The API has no event for
+    # "a write waits for room" yet (requested from the binding), so this polls the queue level:
+    # only the writer fills it, and 5 s do not fit in 0.5 s.
+    async def queue_full() -> None:
+        while producer.queued_ms < 400:
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(queue_full(), 10)
     report = await loop.run_in_executor(None, producer.flush)
     await asyncio.wait_for(thread, 2)
     assert result["queued"] is False, "the blocked write was dropped with its generation"
@@ -135,9 +144,7 @@ async def test_a_thousand_flushes_interleaved_with_writes(bot_session, ear_sessi
         for _ in range(1_000):
             producer.flush()
 
-    await asyncio.wait_for(
-        asyncio.gather(loop.run_in_executor(None, writer), loop.run_in_executor(None, flusher)), 60
-    )
+    await asyncio.wait_for(asyncio.gather(loop.run_in_executor(None, writer), loop.run_in_executor(None, flusher)), 60)
     assert producer.generation == 1_000
     # The track survived: a write after the last flush plays at once, in generation 1000.
     await producer.write(np.tile(chunk, 50))  # 1 s
@@ -151,27 +158,40 @@ async def test_a_thousand_flushes_interleaved_with_writes(bot_session, ear_sessi
     await producer.finish()
 
 
-async def test_finish_and_cancel_as_the_subscriber_sees_them(bot_session, ear_session):
-    rate = 24_000
-    tone = (0.2 * np.sin(np.arange(rate) * 2 * np.pi * 300 / rate)).astype(np.float32)
+def tone_1s(rate: int) -> np.ndarray:
+    return (0.2 * np.sin(np.arange(rate) * 2 * np.pi * 300 / rate)).astype(np.float32)
 
+
+async def test_finish_as_the_subscriber_sees_it(bot_session, ear_session):
+    rate = 24_000
     finished = bot_session.publish_audio("finished", sample_rate=rate)
     consumer = await ear_session.subscribe_audio("finished")
-    await finished.write(tone)
+    await finished.write(tone_1s(rate))
     await finished.finish()
     total = sum([f.duration_ms async for f in consumer])
     assert abs(total - 1_000) <= 20, total
     assert consumer.end_reason == "finished"
     assert finished.closed
 
+
+@pytest.mark.xfail(
+    hasattr(moq_audio, "GENERATION_SHIFT"),  # wire format v1 (generation in the group sequence)
+    reason="wire format v1 ends a cancelled track with a reset the subscriber reads as 'failed: not found'; "
+    "v2 writes an in-band cancel marker",
+    raises=AssertionError,
+    strict=True,
+)
+async def test_cancel_as_the_subscriber_sees_it(bot_session, ear_session):
+    rate = 24_000
     cancelled = bot_session.publish_audio("cancelled", sample_rate=rate)
     consumer = await ear_session.subscribe_audio("cancelled")
-    await cancelled.write(np.tile(tone, 5))
+    await cancelled.write(np.tile(tone_1s(rate), 5))
     frames = aiter(consumer)
     await anext(frames)
     cancelled.cancel()
     rest = [f async for f in frames]
     assert sum(f.duration_ms for f in rest) < 500, "cancel dropped the queued audio"
-    # An error end, not a clean finish. A direct subscriber sees our cancel code ("cancelled");
-    # through a relay moq-net does not forward abort codes and the track ends as "not found".
-    assert consumer.end_reason in ("cancelled", "failed: not found"), consumer.end_reason
+    # Not a clean finish and not a missing track: the cancel itself (wire format v2 carries it in
+    # band as an end marker, so a listener behind a relay, which does not forward reset codes,
+    # sees it too).
+    assert consumer.end_reason == "cancelled", consumer.end_reason
