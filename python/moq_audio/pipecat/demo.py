@@ -6,7 +6,7 @@ transcript truncated to what it played. Talk over the bot (or press Interrupt): 
 once, and its next reply quotes the last sentence of its own that you heard, read from the
 assistant context, which holds only what you heard.
 
-Swapping in real services (each is one line in :func:`build_pipeline`):
+Swapping in real services (each is one line in :func:`build_bot`):
 
 - STT: add e.g. ``DeepgramSTTService(api_key=...)`` or ``WhisperSTTService()`` between
   ``transport.input()`` and the user aggregator; with transcripts the user aggregator writes
@@ -28,6 +28,7 @@ import json
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import IO, Any
 
 from loguru import logger
@@ -43,17 +44,20 @@ from pipecat.frames.frames import (
     LLMTextFrame,
 )
 from pipecat.pipeline.pipeline import Pipeline
-from pipecat.pipeline.runner import PipelineRunner
-from pipecat.pipeline.task import PipelineParams, PipelineTask
+from pipecat.pipeline.worker import PipelineParams, PipelineWorker
 from pipecat.processors.aggregators.llm_context import LLMContext, standard_message_text
 from pipecat.processors.aggregators.llm_response_universal import (
+    LLMAssistantAggregator,
     LLMContextAggregatorPair,
+    LLMUserAggregator,
     LLMUserAggregatorParams,
 )
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+from pipecat.transports.base_transport import BaseTransport
 from pipecat.turns.empty_user_turn import EmptyUserTurnConfig
 from pipecat.turns.user_stop import SpeechTimeoutUserTurnStopStrategy
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
+from pipecat.workers.runner import WorkerRunner
 
 import moq_audio
 
@@ -65,9 +69,10 @@ __all__ = [
     "IDLE_PROMPT",
     "INTERRUPTED_PROMPT",
     "STORIES",
+    "OfflineBot",
     "ScriptedLLM",
     "add_arguments",
-    "build_pipeline",
+    "build_bot",
     "run_pipecat_demo",
 ]
 
@@ -178,13 +183,40 @@ class ScriptedLLM(FrameProcessor):
         await self.push_frame(LLMFullResponseEndFrame())
 
 
-def build_pipeline(
-    transport: MoqAudioTransport, *, stories: Sequence[str] = STORIES, vad_params: VADParams | None = None
-) -> tuple[Pipeline, LLMContext, ScriptedLLM]:
-    """The offline bot: ``transport.input() -> user aggregator (Silero VAD) -> ScriptedLLM ->
-    EspeakTTSService -> transport.output() -> assistant aggregator``.
+@dataclass
+class OfflineBot:
+    """The offline bot's processors, in pipeline order, and the context they share."""
 
-    Returns the pipeline, the shared context and the scripted LLM.
+    input: FrameProcessor
+    user: LLMUserAggregator
+    llm: ScriptedLLM
+    tts: EspeakTTSService
+    output: FrameProcessor
+    assistant: LLMAssistantAggregator
+    context: LLMContext
+
+    @property
+    def processors(self) -> list[FrameProcessor]:
+        """``[input, user, llm, tts, output, assistant]``."""
+        return [self.input, self.user, self.llm, self.tts, self.output, self.assistant]
+
+    def pipeline(self) -> Pipeline:
+        """The processors as a Pipeline."""
+        return Pipeline(self.processors)
+
+
+def build_bot(
+    transport: BaseTransport,
+    *,
+    stories: Sequence[str] = STORIES,
+    vad_params: VADParams | None = None,
+    word_timestamps: bool = False,
+) -> OfflineBot:
+    """The offline bot: ``transport.input() -> user aggregator (Silero VAD) -> ScriptedLLM ->
+    EspeakTTSService -> transport.output() -> assistant aggregator``. ``transport`` is
+    usually a :class:`MoqAudioTransport`; any Pipecat transport works (the benchmark runs the
+    same bot on Pipecat's own MoQ transport). ``word_timestamps`` makes the TTS report word
+    timings (see :class:`EspeakTTSService`).
     """
     context = LLMContext()
     user, assistant = LLMContextAggregatorPair(
@@ -204,10 +236,15 @@ def build_pipeline(
             ),
         ),
     )
-    llm = ScriptedLLM(context, stories)
-    tts = EspeakTTSService()
-    pipeline = Pipeline([transport.input(), user, llm, tts, transport.output(), assistant])
-    return pipeline, context, llm
+    return OfflineBot(
+        input=transport.input(),
+        user=user,
+        llm=ScriptedLLM(context, stories),
+        tts=EspeakTTSService(word_timestamps=word_timestamps),
+        output=transport.output(),
+        assistant=assistant,
+        context=context,
+    )
 
 
 class _Events:
@@ -266,23 +303,25 @@ async def run_pipecat_demo(args: argparse.Namespace) -> int:
             print(server.url, flush=True)
             events.emit("serving", url=server.url)
             transport = MoqAudioTransport(MoqAudioParams(url=server.url, lead_ms=float(getattr(args, "lead_ms", 60.0))))
-            pipeline, context, _llm = build_pipeline(transport)
-            task = PipelineTask(pipeline, params=PipelineParams(), idle_timeout_secs=None)
-            _wire_events(transport, task, context, events, first_delay)
-            await PipelineRunner(handle_sigint=False).run(task)
+            bot = build_bot(transport)
+            worker = PipelineWorker(bot.pipeline(), params=PipelineParams(), idle_timeout_secs=None)
+            _wire_events(transport, worker, bot.context, events, first_delay)
+            runner = WorkerRunner(handle_sigint=False)
+            await runner.add_workers(worker)
+            await runner.run()
     finally:
         events.close()
     return 0
 
 
 def _wire_events(
-    transport: MoqAudioTransport, task: PipelineTask, context: LLMContext, events: _Events, first_delay: float
+    transport: MoqAudioTransport, worker: PipelineWorker, context: LLMContext, events: _Events, first_delay: float
 ) -> None:
     greeting: list[asyncio.Task[None]] = []
 
     async def greet() -> None:
         await asyncio.sleep(first_delay)  # a pause before speaking, as a person would leave
-        await task.queue_frames([LLMRunFrame()])
+        await worker.queue_frames([LLMRunFrame()])
 
     async def on_client_connected(_transport: MoqAudioTransport, client: str) -> None:
         _status(f"the page connected ({client}); the bot speaks in {first_delay:.1f} s")
@@ -303,7 +342,7 @@ def _wire_events(
     async def on_bot_heard(_transport: MoqAudioTransport, text: str) -> None:
         events.emit("heard", text=text)
 
-    async def on_finished(_task: PipelineTask, _frame: Frame) -> None:
+    async def on_finished(_worker: PipelineWorker, _frame: Frame) -> None:
         for t in greeting:
             t.cancel()
         events.emit("context", messages=[m for m in context.messages if isinstance(m, dict)])
@@ -314,6 +353,6 @@ def _wire_events(
         (transport, "on_client_disconnected", on_client_disconnected),
         (transport, "on_bot_interrupted", on_bot_interrupted),
         (transport, "on_bot_heard", on_bot_heard),
-        (task, "on_pipeline_finished", on_finished),
+        (worker, "on_pipeline_finished", on_finished),
     ):
         obj.add_event_handler(event, handler)

@@ -13,6 +13,7 @@ from pipecat.transports.base_input import BaseInputTransport
 
 import moq_audio
 
+from .output import _typed
 from .params import MoqAudioParams
 
 if TYPE_CHECKING:
@@ -94,7 +95,7 @@ class MoqAudioInputTransport(BaseInputTransport):
 
     async def cleanup(self) -> None:
         """Release everything (idempotent)."""
-        await super().cleanup()  # type: ignore[no-untyped-call]
+        await _typed(super().cleanup)()
         await self._shutdown()
 
     async def _shutdown(self) -> None:
@@ -168,4 +169,4 @@ class MoqAudioInputTransport(BaseInputTransport):
         await self.push_frame(InputTransportMessageFrame(message=message))
         if self._moq_params.interrupt_on_control and isinstance(message, dict) and message.get("type") == "interrupt":
             logger.debug(f"{self}: interrupt requested by the page")
-            await self.broadcast_interruption()  # type: ignore[no-untyped-call]
+            await _typed(self.broadcast_interruption)()

@@ -32,8 +32,9 @@ import itertools
 import json
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from loguru import logger
 from pipecat.frames.frames import (
@@ -50,6 +51,7 @@ from pipecat.frames.frames import (
     OutputTransportMessageUrgentFrame,
     StartFrame,
     SystemFrame,
+    TTSAudioRawFrame,
     TTSStartedFrame,
     TTSTextFrame,
 )
@@ -75,23 +77,57 @@ EPS_MS = 0.5
 BOT_SPEAKING_PERIOD_S = 0.2
 #: Mark ids this processor places start with this (the application may place its own marks).
 MARK_PREFIX = "pipecat-out-"
+#: Assumed length of a word whose successor is not known (ms): a word is heard at its midpoint,
+#: truncate_text's rule. ~300 ms is an English word at 175 words/min (espeak-ng's default).
+WORD_FALLBACK_MS = 300.0
+#: TTS contexts whose start and word clock are remembered (a context is one reply).
+CONTEXTS_KEPT = 16
 
 _BOT_SPEAKING = (BotStartedSpeakingFrame, BotSpeakingFrame, BotStoppedSpeakingFrame)
+
+
+def _remember(table: dict[str, Any], key: str, value: Any) -> None:
+    """``table[key] = value``, keeping the newest ``CONTEXTS_KEPT`` keys."""
+    table.pop(key, None)
+    table[key] = value
+    while len(table) > CONTEXTS_KEPT:
+        del table[next(iter(table))]
+
+
+def _typed(method: Any) -> Callable[[], Awaitable[None]]:
+    """A Pipecat coroutine method without annotations (``cleanup``, ``broadcast_interruption``),
+    typed for mypy --strict."""
+    return cast("Callable[[], Awaitable[None]]", method)
 
 
 @dataclass
 class _Held:
     """A downstream frame waiting for playout. Text frames carry their place on the audio
-    timeline (ms into ``generation``); other frames are ready and wait only for order."""
+    timeline (ms into ``generation``); other frames are ready and wait only for order.
+
+    A sentence (``TTSTextFrame`` pushed after its audio) is heard at its ``end_ms``; a word
+    (``TTSTextFrame`` with a presentation time) at its midpoint, ``end_ms`` being the next
+    word's start once known (``WORD_FALLBACK_MS`` after its start until then).
+    """
 
     frame: Frame
     generation: int
     end_ms: float | None = None
     start_ms: float = 0.0
+    word: bool = False
 
     @property
     def is_text(self) -> bool:
-        return self.end_ms is not None
+        return self.word or self.end_ms is not None
+
+    @property
+    def heard_at_ms(self) -> float:
+        """Where the listener must have played to for this text to count as heard."""
+        if self.word:
+            end = self.end_ms if self.end_ms is not None else self.start_ms + WORD_FALLBACK_MS
+            return (self.start_ms + end) / 2
+        assert self.end_ms is not None
+        return self.end_ms
 
 
 class _SyncFrame(ControlFrame):
@@ -135,6 +171,12 @@ class MoqAudioOutputTransport(BaseOutputTransport):
         self._placed: dict[int, _Held] = {}  # TTSTextFrames placed by write_transport_frame, not yet pushed
         self._swallow: set[int] = set()  # placed frames a barge-in already resolved
         self._text_start_ms = 0.0  # where the next text's audio starts
+        # Word-level text (TTS services with word timestamps): per TTS context, where its audio
+        # starts on our timeline and the pipeline-clock time (ns) its word times count from.
+        self._ctx_start: dict[str, tuple[int, float]] = {}
+        self._ctx_clock: dict[str, int] = {}
+        self._words_last_pts = 0
+        self._last_word: dict[str, _Held] = {}
         self._release_lock = asyncio.Lock()
         self._held_empty = asyncio.Event()
         self._held_empty.set()
@@ -220,7 +262,7 @@ class MoqAudioOutputTransport(BaseOutputTransport):
 
     async def cleanup(self) -> None:
         """Release everything (idempotent)."""
-        await super().cleanup()  # type: ignore[no-untyped-call]
+        await _typed(super().cleanup)()
         self._closing = True
         if self._producer is not None:
             self._producer.cancel()
@@ -270,6 +312,8 @@ class MoqAudioOutputTransport(BaseOutputTransport):
             return
         if isinstance(frame, TTSStartedFrame):
             self._text_start_ms = producer.written_ms
+            if frame.context_id:
+                _remember(self._ctx_start, frame.context_id, (producer.generation, producer.written_ms))
         elif isinstance(frame, TTSTextFrame) and self._gating and frame.append_to_context:
             end = producer.written_ms
             self._placed[frame.id] = _Held(
@@ -290,6 +334,8 @@ class MoqAudioOutputTransport(BaseOutputTransport):
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         """An ``InterruptionFrame`` flushes the producer before the base class handles it."""
+        if isinstance(frame, (TTSAudioRawFrame, TTSTextFrame)) and direction == FrameDirection.DOWNSTREAM:
+            self._note_word_clock(frame)
         if not isinstance(frame, InterruptionFrame) or self._producer is None:
             await super().process_frame(frame, direction)
             return
@@ -326,6 +372,11 @@ class MoqAudioOutputTransport(BaseOutputTransport):
         if not self._gating or isinstance(frame, (SystemFrame, OutputAudioRawFrame, EndFrame)):
             return False
         placed = self._placed.pop(frame.id, None)
+        if placed is None and isinstance(frame, TTSTextFrame) and frame.pts and frame.append_to_context:
+            start = self._ctx_start.get(frame.context_id or "")
+            if start is not None and start[0] != self._generation:
+                return True  # a word whose audio a barge-in flushed: dropped
+            placed = self._place_word(frame)
         if placed is not None:
             self._held.append(placed)
         elif self._held:
@@ -376,7 +427,7 @@ class MoqAudioOutputTransport(BaseOutputTransport):
         async with self._release_lock:
             while self._held:
                 h = self._held[0]
-                if not force and h.end_ms is not None and h.end_ms > self._played_ms + EPS_MS:
+                if not force and h.is_text and h.heard_at_ms > self._played_ms + EPS_MS:
                     break
                 self._held.popleft()
                 await self._deliver(h.frame)
@@ -396,6 +447,34 @@ class MoqAudioOutputTransport(BaseOutputTransport):
             self._transcript.write(json.dumps({"generation": generation, "text": text}))
         except moq_audio.MoqAudioError as e:
             logger.debug(f"{self}: transcript not sent: {e}")
+
+    # ---- word-level text -------------------------------------------------------------------
+
+    def _note_word_clock(self, frame: TTSAudioRawFrame | TTSTextFrame) -> None:
+        """Mirror the TTS's word clock: word presentation times count from the pipeline-clock
+        time the context's first audio was pushed (or from the last word before it, if later),
+        which is when its first frame reaches us, a queue hop later."""
+        ctx = frame.context_id
+        if ctx and ctx not in self._ctx_clock:
+            _remember(self._ctx_clock, ctx, max(self.get_clock().get_time(), self._words_last_pts))
+        if isinstance(frame, TTSTextFrame) and frame.pts:
+            self._words_last_pts = max(self._words_last_pts, frame.pts)
+
+    def _place_word(self, frame: TTSTextFrame) -> _Held | None:
+        """The word frame placed where its audio starts on our timeline, or None when its
+        context's start is not known (a TTS that pushes no ``TTSStartedFrame``)."""
+        ctx = frame.context_id
+        start = self._ctx_start.get(ctx) if ctx else None
+        clock = self._ctx_clock.get(ctx) if ctx else None
+        if ctx is None or start is None or clock is None or frame.pts is None:
+            return None
+        start_ms = start[1] + max(0.0, (frame.pts - clock) / 1e6)
+        previous = self._last_word.get(ctx)
+        if previous is not None and previous.end_ms is None:
+            previous.end_ms = max(previous.start_ms, start_ms)
+        held = _Held(frame, self._generation, start_ms=start_ms, word=True)
+        _remember(self._last_word, ctx, held)
+        return held
 
     # ---- barge-in -------------------------------------------------------------------------
 
@@ -418,6 +497,9 @@ class MoqAudioOutputTransport(BaseOutputTransport):
         heard_text = [f.text.strip() for f in heard if isinstance(f, TTSTextFrame)]
         for text in heard_text:
             await self._owner.emit("on_bot_heard", text)
+        # The TTS restarts its word clock after an interruption (WordTimestampTracker).
+        self._words_last_pts = 0
+        self._last_word.clear()
         # The new generation starts at 0 ms.
         self._generation = producer.generation
         self._played_ms = self._written_ms = self._text_start_ms = 0.0
@@ -443,11 +525,10 @@ class MoqAudioOutputTransport(BaseOutputTransport):
                 if not cut or not h.frame.interruptible:
                     out.append(h.frame)
                 continue
-            assert h.end_ms is not None
-            if not cut and h.generation == self._generation and h.end_ms <= heard_ms + EPS_MS:
+            if not cut and h.generation == self._generation and h.heard_at_ms <= heard_ms + EPS_MS:
                 out.append(h.frame)
                 continue
-            if not cut and h.generation == self._generation and h.start_ms < heard_ms:
+            if not cut and not h.word and h.generation == self._generation and h.start_ms < heard_ms:
                 part = self._heard_part(h, heard_ms)
                 if part is not None:
                     out.append(part)
