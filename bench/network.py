@@ -12,8 +12,11 @@ Scenario of one trial (all times on the listener's render clock unless said othe
 
 The listeners are default ``Player``s (fixed 40 ms jitter target unless ``--target-ms``), each
 connected through its own proxy (``http://127.0.0.1:PROXYPORT/``: the certificate over TCP,
-QUIC over UDP), the same impairment in both directions: one-way delay, uniform jitter around it,
-random or bursty (Gilbert-Elliott, mean burst 3 datagrams) loss. Several listeners with different
+QUIC over UDP), the same impairment in both directions: one-way delay, uniform jitter around it
+(FIFO: a datagram never overtakes an earlier one, as in the queues of Wi-Fi and mobile links;
+the issue's rows are repeated with netem-style independent jitter, which reorders, as
+"reorder"), random or bursty (Gilbert-Elliott, mean burst 3 datagrams) loss. The WebSocket
+fallback is refused at the proxy so every listener is on QUIC (the proxy cannot make TCP lossy). Several listeners with different
 conditions share one trial (one agent, one broadcast); trials are interleaved across leads and
 shuffled conditions so a noisy moment spreads over all of them.
 
@@ -95,24 +98,32 @@ class Condition:
     jitter_ms: float
     loss_pct: float
     model: str = "random"  # "random" or "bursty"
+    #: Independent per-datagram jitter that reorders (netem's model) instead of FIFO jitter.
+    reorder: bool = False
 
     @property
     def key(self) -> str:
         loss = "0%" if self.loss_pct == 0 else f"{self.loss_pct:g}%{'' if self.model == 'random' else ' bursty'}"
-        return f"{self.delay_ms:g}ms ±{self.jitter_ms:g}ms {loss}"
+        return f"{self.delay_ms:g}ms ±{self.jitter_ms:g}ms {loss}{' reorder' if self.reorder else ''}"
 
     def profile(self) -> Profile:
+        """The proxy profile (the same for both directions)."""
+        burst = None
+        loss = self.loss_pct
         if self.loss_pct > 0 and self.model == "bursty":
-            return Profile(
-                delay_ms=self.delay_ms,
-                jitter_ms=self.jitter_ms,
-                burst=GilbertElliott.from_mean(self.loss_pct, MEAN_BURST),
-            )
-        return Profile(delay_ms=self.delay_ms, jitter_ms=self.jitter_ms, loss_pct=self.loss_pct)
+            burst, loss = GilbertElliott.from_mean(self.loss_pct, MEAN_BURST), 0.0
+        return Profile(
+            delay_ms=self.delay_ms, jitter_ms=self.jitter_ms, loss_pct=loss, burst=burst, keep_order=not self.reorder
+        )
+
+
+#: The proxy without impairment, in every trial: the machine's own contribution.
+CONTROL = Condition(0.0, 0.0, 0.0)
 
 
 def grid(quick: bool) -> list[Condition]:
-    """The issue's grid (25/50/100 ms x ±5/20/40 ms x 0/1/3/5 % random and bursty) plus its table rows."""
+    """The issue's grid (25/50/100 ms x ±5/20/40 ms x 0/1/3/5 % random and bursty), its table rows,
+    the no-impairment control and the table rows with reordering jitter (68 conditions)."""
     if quick:
         return [Condition(25, 5, 0), Condition(50, 20, 1), Condition(100, 40, 3, "bursty")]
     out = []
@@ -125,6 +136,9 @@ def grid(quick: bool) -> list[Condition]:
         c = Condition(*row)
         if c not in out:
             out.append(c)
+    # The issue's rows with netem-style reordering jitter. (The no-impairment CONTROL joins
+    # every trial, see batches().)
+    out += [Condition(*row, reorder=True) for row in ISSUE_ROWS]
     return out
 
 
@@ -341,6 +355,7 @@ async def moq_audio_trial(
         await bot.write(pcm["new"])
         e3 = await wait_all([p.wait_rendered(500, generation=g_new) for p in players], 10)
         reports = [as_dict(r) for r in await asyncio.gather(*(p.stop() for p in players))]
+        ctrl = None
         for i, c in enumerate(conds):
             err = errs[i] or e2[i] or e3[i]
             res = analyse(reports[i], read_wav(wavs[i]), c, (g_reply, g_new), f1[i], f2[i])
@@ -350,8 +365,12 @@ async def moq_audio_trial(
             if err is not None:
                 res["wait_error"] = f"{type(err).__name__}: {err}"
             results[c] = res
+            if c == CONTROL:
+                ctrl = {k: res.get(k) for k in ("marker_ms", "stale_ms", "reply_start_ms", "silence_ms", "underruns")}
             with contextlib.suppress(OSError):
                 os.remove(wavs[i])
+    for res in results.values():
+        res["control"] = ctrl
     return results
 
 
@@ -365,10 +384,13 @@ def test_pcm(quick: bool) -> dict[str, np.ndarray]:
 
 
 def batches(conds: list[Condition], size: int, rng: random.Random) -> list[list[Condition]]:
-    order = conds[:]
+    """Shuffled groups of at most ``size`` conditions, each with the CONTROL listener added: what
+    the control measures in a trial is what the machine (CPU contention, the proxy's event
+    loop) added to every listener of that trial."""
+    order = [c for c in conds if c != CONTROL]
     rng.shuffle(order)
     n = max(1, math.ceil(len(order) / size))
-    return [order[i::n] for i in range(n)]
+    return [[*order[i::n], CONTROL] for i in range(n)]
 
 
 # --- summary ------------------------------------------------------------------------------------------
@@ -394,6 +416,13 @@ def summarise(trials: list[dict[str, Any]], cond: Condition) -> dict[str, Any]:
     out: dict[str, Any] = {"trials": len(trials), "errors": len(trials) - len(ok)}
     for m in METRICS:
         out[m] = summary(t.get(m) for t in ok)
+    for m in ("marker_ms", "stale_ms", "silence_ms"):
+        # Minus the same trial's no-impairment control: what the network added.
+        out[m.replace("_ms", "_over_control_ms")] = summary(
+            t[m] - t["control"][m]
+            for t in ok
+            if t.get(m) is not None and t.get("control") and t["control"].get(m) is not None
+        )
     markers = [t["marker_ms"] for t in ok if t.get("marker_ms") is not None]
     # A marker later than the worst one-way delay the jitter allows plus one render quantum
     # (10 ms) and one 20 ms frame was held back by a loss (a QUIC retransmission).
@@ -427,11 +456,14 @@ def baseline_table(rows: dict[str, Any], lead: float) -> list[dict[str, Any]]:
                 "stale_ms_p95": s["stale_ms"].get("p95"),
                 "marker_ms_median": s["marker_ms"].get("median"),
                 "marker_ms_max": s["marker_ms"].get("max"),
+                "marker_over_control_ms_median": s["marker_over_control_ms"].get("median"),
+                "stale_over_control_ms_p95": s["stale_over_control_ms"].get("p95"),
+                "late_marker_trials": s["late_marker_trials"],
                 "extra_start_ms_median": s["extra_start_ms"].get("median"),
                 "key": key,
             }
         )
-    table.sort(key=lambda r: (r["delay_ms"], r["jitter_ms"], r["loss_pct"], r["model"]))
+    table.sort(key=lambda r: (r["reorder"], r["delay_ms"], r["jitter_ms"], r["loss_pct"], r["model"]))
     return table
 
 
@@ -508,7 +540,8 @@ async def run_async(
             "One agent (moq_audio producer, direct) writes a 0.4 s warm-up, flush, a 12 s speech-like reply in "
             "20 ms chunks, flush when every listener rendered 10 s of it, then a 2 s new reply. Listeners: "
             f"Player(target_ms={target_ms:g}), each through its own bench/impair.py proxy with the condition in both "
-            "directions (uniform jitter, Gilbert-Elliott mean burst 3 datagrams for 'bursty'), several listeners per "
+            "directions (uniform FIFO jitter, or netem-style reordering jitter for 'reorder'; Gilbert-Elliott mean "
+            "burst 3 datagrams for 'bursty'; WebSocket fallback refused so all listeners use QUIC), several listeners per "
             "trial. Silence = runs of exact zeros >= 10 ms in the rendered WAV between the reply's first sample and "
             "the interruption; stale = old audio rendered after flush(), flush time mapped onto the render clock."
         ),
@@ -539,6 +572,7 @@ def print_table(res: dict[str, Any]) -> None:
     print("|---|---|---|---|---|---|---|")
     for r in res["baseline_table"]:
         loss = f"{r['loss_pct']:g} %" + (" bursty" if r["model"] == "bursty" and r["loss_pct"] else "")
+        loss += " (reordering jitter)" if r["reorder"] else ""
         print(
             f"| {r['delay_ms']:g} ms | ±{r['jitter_ms']:g} ms | {loss} | {r['underruns_median']:g} | "
             f"{r['silence_ms_median']:.0f} ms ({r['silence_pct_median']:.1f} %) | "
@@ -553,12 +587,16 @@ def main() -> int:
     ap.add_argument("--trials", type=int, help="trials per condition and lead (default 3, 1 with --quick)")
     ap.add_argument("--leads", help="comma-separated pacing leads in ms (default 20,60,200)")
     ap.add_argument("--target-ms", type=float, default=40.0, help="the Player's jitter target (default 40)")
-    ap.add_argument("--issue-rows", action="store_true", help="only the three rows of issue 9's table")
+    ap.add_argument(
+        "--issue-rows", action="store_true", help="only the three rows of issue 9's table (FIFO and reordering jitter)"
+    )
     ap.add_argument("--batch", type=int, default=BATCH, help=f"listeners per trial (default {BATCH})")
     ap.add_argument("--out", help="write the JSON here (default: print the table only)")
     args = ap.parse_args()
     leads = tuple(float(x) for x in args.leads.split(",")) if args.leads else None
-    conds = [Condition(*r) for r in ISSUE_ROWS] if args.issue_rows else None
+    conds = None
+    if args.issue_rows:
+        conds = [Condition(*r) for r in ISSUE_ROWS] + [Condition(*r, reorder=True) for r in ISSUE_ROWS]
     res = asyncio.run(
         run_async(args.quick, args.trials, leads=leads, target_ms=args.target_ms, conds=conds, batch=args.batch)
     )
