@@ -56,6 +56,7 @@ import moq_audio
 from conftest import frames_of, speech
 from moq_audio.pipecat import MoqAudioParams, MoqAudioTransport
 from moq_audio.pipecat.demo import build_bot
+from moq_audio.pipecat.espeak_words import speak_with_word_times
 
 OUT_RATE = 24_000
 #: The reply the bot gets interrupted in: four sentences, the second long enough that a cut
@@ -120,10 +121,10 @@ class Recorder(FrameProcessor):
 class Bot:
     """The demo's offline pipeline with recorders, running on ``session``."""
 
-    def __init__(self, session: moq_audio.Session) -> None:
+    def __init__(self, session: moq_audio.Session, *, word_timestamps: bool = False) -> None:
         self.watch = Watch()
         self.transport = MoqAudioTransport(MoqAudioParams(audio_out_sample_rate=OUT_RATE), session=session)
-        bot = build_bot(self.transport, stories=[" ".join(REPLY)])
+        bot = build_bot(self.transport, stories=[" ".join(REPLY)], word_timestamps=word_timestamps)
         self.context = bot.context
         procs = bot.processors
         # [input, user, llm, tts, output, assistant] -> a recorder before the output and at the end.
@@ -234,9 +235,9 @@ def check_next_reply_at_once(bot: Bot, report: Any, flush_frame: int) -> None:
 
 
 @contextlib.asynccontextmanager
-async def running(session: moq_audio.Session) -> AsyncIterator[Bot]:
+async def running(session: moq_audio.Session, *, word_timestamps: bool = False) -> AsyncIterator[Bot]:
     """The bot's pipeline, running until the block ends (also when it fails)."""
-    bot = Bot(session)
+    bot = Bot(session, word_timestamps=word_timestamps)
     runner = WorkerRunner(handle_sigint=False)
     await runner.add_workers(bot.task)
     running_task = asyncio.ensure_future(runner.run())
@@ -248,12 +249,12 @@ async def running(session: moq_audio.Session) -> AsyncIterator[Bot]:
 
 
 async def run_conversation(
-    bot_session: moq_audio.Session, ear_session: moq_audio.Session, barge_in: Any
+    bot_session: moq_audio.Session, ear_session: moq_audio.Session, barge_in: Any, *, word_timestamps: bool = False
 ) -> tuple[Bot, Any, float]:
     """Reply, barge in ~3 s into what the listener rendered, let the answer play out."""
     ends = sentence_ends_ms()
     cut_ms = ends[0] + 0.35 * (ends[1] - ends[0])  # inside the long second sentence (~3 s in)
-    async with running(bot_session) as bot:
+    async with running(bot_session, word_timestamps=word_timestamps) as bot:
         player = await ear_session.play_audio("bot", sample_rate=OUT_RATE)
         bot.watch.player = player
         await bot.task.queue_frames([LLMRunFrame()])
@@ -280,6 +281,38 @@ async def test_barge_in_by_vad_frame_cuts_audio_and_context_to_what_was_heard(bo
     check_bot_stopped(bot, report, generation=1)
     check_next_reply_at_once(bot, report, bot.watch.interrupted[0][0])
     assert bot.watch.started and bot.watch.started[0] < bot.watch.interrupted[0][0]
+
+
+async def test_word_timestamps_cut_the_context_at_the_last_word_heard(bot_session, ear_session):
+    """With a TTS that reports word timings (espeak-ng through libespeak-ng), the interrupted
+    turn in the context ends at the last word whose middle the listener rendered."""
+
+    async def barge_in(bot: Bot) -> None:
+        await bot.task.queue_frames([VADUserStartedSpeakingFrame()])
+        await asyncio.wait_for(bot.watch.interrupted_event.wait(), 5)
+        await bot.task.queue_frames([VADUserStoppedSpeakingFrame()])
+
+    bot, report, heard_ms = await run_conversation(bot_session, ear_session, barge_in, word_timestamps=True)
+    rate = attr(report, "sample_rate")
+    arrival = next(attr(a, "at_frame") for a in attr(report, "arrivals") if attr(a, "generation") == 1)
+    assert frames_of(report, 0, after=arrival) * 1000 / rate <= STALE_BOUND_MS
+    # Word midpoints on the reply's timeline, from the same library the TTS uses.
+    words: list[tuple[str, float]] = []
+    offset = 0.0
+    for sentence in REPLY:
+        pcm, wrate, times = speak_with_word_times(sentence)
+        starts = [offset + t * 1000 for _, t in times]
+        ends = [*starts[1:], offset + len(pcm) * 1000 / wrate]
+        words += [(w, (a + b) / 2) for (w, _), a, b in zip(times, starts, ends, strict=True)]
+        offset += len(pcm) * 1000 / wrate
+    expected = [w for w, mid in words if mid <= heard_ms]
+    got = bot.watch.turns[0].content.split()
+    assert bot.watch.turns[0].interrupted
+    assert got == [w for w, _ in words][: len(got)], f"not a prefix of the reply: {got}"
+    # One word either way: playout is reported every ~50 ms and text is placed to a 20 ms chunk.
+    assert abs(len(got) - len(expected)) <= 1, (got, expected, heard_ms)
+    assert len(expected) >= 10, "the cut is in the second sentence"
+    check_bot_stopped(bot, report, generation=1)
 
 
 async def test_barge_in_by_speech_through_silero(bot_session, ear_session):

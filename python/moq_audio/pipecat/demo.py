@@ -211,12 +211,13 @@ def build_bot(
     stories: Sequence[str] = STORIES,
     vad_params: VADParams | None = None,
     word_timestamps: bool = False,
+    tts: EspeakTTSService | None = None,
 ) -> OfflineBot:
     """The offline bot: ``transport.input() -> user aggregator (Silero VAD) -> ScriptedLLM ->
     EspeakTTSService -> transport.output() -> assistant aggregator``. ``transport`` is
     usually a :class:`MoqAudioTransport`; any Pipecat transport works (the benchmark runs the
     same bot on Pipecat's own MoQ transport). ``word_timestamps`` makes the TTS report word
-    timings (see :class:`EspeakTTSService`).
+    timings (see :class:`EspeakTTSService`); ``tts`` replaces the TTS service.
     """
     context = LLMContext()
     user, assistant = LLMContextAggregatorPair(
@@ -240,7 +241,7 @@ def build_bot(
         input=transport.input(),
         user=user,
         llm=ScriptedLLM(context, stories),
-        tts=EspeakTTSService(word_timestamps=word_timestamps),
+        tts=tts or EspeakTTSService(word_timestamps=word_timestamps),
         output=transport.output(),
         assistant=assistant,
         context=context,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator
 
+import numpy as np
+import numpy.typing as npt
 from pipecat.audio.utils import create_file_resampler
 from pipecat.frames.frames import ErrorFrame, Frame, TTSAudioRawFrame
 from pipecat.services.settings import TTSSettings
@@ -60,20 +62,26 @@ class EspeakTTSService(TTSService):
         """TTFB and usage metrics are reported."""
         return True
 
+    async def synthesize(self, text: str) -> tuple[npt.NDArray[np.int16], int, list[tuple[str, float]]]:
+        """espeak-ng speech for ``text`` in a worker thread: ``(int16 samples (n,), rate in Hz,
+        [(word, start_s)])``, the word list empty without ``word_timestamps``. Override to
+        cache or to use another engine.
+
+        Raises what :func:`moq_audio.speech.speak` / ``speak_with_word_times`` raise.
+        """
+        if self._word_timestamps:
+            return await asyncio.to_thread(
+                speak_with_word_times, text, words_per_minute=self._words_per_minute, voice=self._voice
+            )
+        pcm, rate = await asyncio.to_thread(speak, text, words_per_minute=self._words_per_minute, voice=self._voice)
+        return pcm, rate, []
+
     async def run_tts(self, text: str, context_id: str) -> AsyncGenerator[Frame | None, None]:
         """Speak ``text``: one ``TTSAudioRawFrame`` (s16le mono at ``self.sample_rate`` Hz), or
         an ``ErrorFrame`` when espeak-ng is missing or fails."""
         await self.start_tts_usage_metrics(text)
-        words: list[tuple[str, float]] = []
         try:
-            if self._word_timestamps:
-                pcm, rate, words = await asyncio.to_thread(
-                    speak_with_word_times, text, words_per_minute=self._words_per_minute, voice=self._voice
-                )
-            else:
-                pcm, rate = await asyncio.to_thread(
-                    speak, text, words_per_minute=self._words_per_minute, voice=self._voice
-                )
+            pcm, rate, words = await self.synthesize(text)
         except Exception as e:  # noqa: BLE001 - any failure of espeak-ng is reported as a TTS error
             yield ErrorFrame(error=f"espeak-ng failed: {e}")
             return
