@@ -60,7 +60,11 @@ function recorder(ctx) {
     rec.node = node;
     for (const [src, output] of rec.pending) connect.call(src, node, output);
     rec.pending = [];
-  }, (err) => console.error("stock-tap: cannot load the recorder worklet", err));
+  }, (err) => {
+    // A context the element closed right away (it recreates it at the decoder's rate) aborts
+    // the load; any other failure means nothing is recorded.
+    if (ctx.state !== "closed") console.error("stock-tap: cannot load the recorder worklet", err);
+  });
   return rec;
 }
 
