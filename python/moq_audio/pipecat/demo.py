@@ -73,6 +73,7 @@ __all__ = [
     "ScriptedLLM",
     "add_arguments",
     "build_bot",
+    "main",
     "run_pipecat_demo",
 ]
 
@@ -279,6 +280,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             {"type": float, "default": 2.0, "metavar": "SECONDS", "help": "pause before the first reply"},
         ),
         ("--events", {"metavar": "FILE", "help": "append JSON-lines events (barge-ins, heard text) here"}),
+        (
+            "--log-level",
+            {"default": "INFO", "help": "Pipecat's log level on stderr (default %(default)s; DEBUG shows every frame)"},
+        ),
     ]
     for flag, kwargs in options:
         try:
@@ -290,12 +295,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 async def run_pipecat_demo(args: argparse.Namespace) -> int:
     """Serve the page and run the offline Pipecat bot until interrupted (Ctrl-C). Returns 0.
 
-    Reads ``args.addr``, ``args.lead_ms``, ``args.first_delay`` and ``args.events`` (see
-    :func:`add_arguments`). Raises SystemExit when the page is not built.
+    Reads ``args.addr``, ``args.lead_ms``, ``args.first_delay``, ``args.events`` and
+    ``args.log_level`` (see :func:`add_arguments`); sets loguru's stderr sink to that level.
+    Raises SystemExit when the page is not built.
     """
     web = moq_audio.web_root()
     if web is None:
         raise SystemExit("the browser page is not built: run `npm ci && npm run build` in web-demo/")
+    logger.remove()
+    logger.add(sys.stderr, level=str(getattr(args, "log_level", "INFO")))
     events = _Events(getattr(args, "events", None))
     first_delay = float(getattr(args, "first_delay", 2.0))
     try:
@@ -306,7 +314,7 @@ async def run_pipecat_demo(args: argparse.Namespace) -> int:
             transport = MoqAudioTransport(MoqAudioParams(url=server.url, lead_ms=float(getattr(args, "lead_ms", 60.0))))
             bot = build_bot(transport)
             worker = PipelineWorker(bot.pipeline(), params=PipelineParams(), idle_timeout_secs=None)
-            _wire_events(transport, worker, bot.context, events, first_delay)
+            _wire_events(transport, worker, bot, events, first_delay)
             runner = WorkerRunner(handle_sigint=False)
             await runner.add_workers(worker)
             await runner.run()
@@ -316,8 +324,9 @@ async def run_pipecat_demo(args: argparse.Namespace) -> int:
 
 
 def _wire_events(
-    transport: MoqAudioTransport, worker: PipelineWorker, context: LLMContext, events: _Events, first_delay: float
+    transport: MoqAudioTransport, worker: PipelineWorker, bot: OfflineBot, events: _Events, first_delay: float
 ) -> None:
+    context = bot.context
     greeting: list[asyncio.Task[None]] = []
 
     async def greet() -> None:
@@ -338,10 +347,20 @@ def _wire_events(
             f"barge-in: generation {report.generation}; the listener heard {report.heard_ms:.0f} ms"
             f"{' (estimate)' if report.heard_estimated else ''}, dropped {report.dropped_ms:.0f} ms"
         )
-        events.emit("interrupted", generation=report.generation, heard_ms=report.heard_ms, dropped_ms=report.dropped_ms)
+        events.emit(
+            "interrupted",
+            generation=report.generation,
+            heard_ms=report.heard_ms,
+            heard_estimated=report.heard_estimated,
+            dropped_ms=report.dropped_ms,
+        )
 
     async def on_bot_heard(_transport: MoqAudioTransport, text: str) -> None:
         events.emit("heard", text=text)
+
+    async def on_turn(_aggregator: Any, message: Any) -> None:
+        # What the assistant aggregator wrote to the context for each of the bot's turns.
+        events.emit("assistant_turn", text=message.content, interrupted=message.interrupted)
 
     async def on_finished(_worker: PipelineWorker, _frame: Frame) -> None:
         for t in greeting:
@@ -355,5 +374,22 @@ def _wire_events(
         (transport, "on_bot_interrupted", on_bot_interrupted),
         (transport, "on_bot_heard", on_bot_heard),
         (worker, "on_pipeline_finished", on_finished),
+        (bot.assistant, "on_assistant_turn_stopped", on_turn),
     ):
         obj.add_event_handler(event, handler)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m moq_audio.pipecat.demo [--addr HOST:PORT] [--lead-ms MS] [--first-delay S]
+    [--events FILE]``: the same as ``moq-audio demo --pipecat``. Exits 0 after Ctrl-C."""
+    parser = argparse.ArgumentParser(prog="python -m moq_audio.pipecat.demo", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return asyncio.run(run_pipecat_demo(args))
+    except KeyboardInterrupt:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
