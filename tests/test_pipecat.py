@@ -12,12 +12,16 @@ transport and Silero VAD. Then:
 - BotStoppedSpeakingFrame comes within 100 ms of the listener's last rendered sample (measured
   on the Player's render clock, not at write time);
 - the next reply ("You interrupted me ...") plays at once.
+
+Also: word-level text (a TTS with word timestamps) cuts the context at the last word heard, and
+the input transport follows the user's broadcast across a page reload.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -37,6 +41,7 @@ from pipecat.frames.frames import (
     BotStartedSpeakingFrame,
     BotStoppedSpeakingFrame,
     Frame,
+    InputAudioRawFrame,
     LLMRunFrame,
     TTSAudioRawFrame,
     VADUserStartedSpeakingFrame,
@@ -91,6 +96,8 @@ class Watch:
     #: The assistant aggregator's committed turns (on_assistant_turn_stopped).
     turns: list[AssistantTurnStoppedMessage] = field(default_factory=list)
     turn_stopped: asyncio.Event = field(default_factory=asyncio.Event)
+    #: JSON messages on the bot broadcast's data tracks, by track name.
+    tracks: dict[str, list[Any]] = field(default_factory=dict)
 
     def now(self) -> int:
         assert self.player is not None
@@ -234,6 +241,16 @@ def check_next_reply_at_once(bot: Bot, report: Any, flush_frame: int) -> None:
     assert delay_ms <= FIRST_NEW_SAMPLE_BOUND_MS, f"the answer's first sample came {delay_ms:.0f} ms after its audio"
 
 
+DATA_TRACKS = ("transcript.json", "rtvi.json")
+
+
+async def collect(session: moq_audio.Session, name: str, watch: Watch) -> None:
+    """Every JSON message of the bot broadcast's track ``name``, into ``watch.tracks[name]``."""
+    out = watch.tracks.setdefault(name, [])
+    async for message in await session.subscribe_data("bot", name):
+        out.append(json.loads(message))
+
+
 @contextlib.asynccontextmanager
 async def running(session: moq_audio.Session, *, word_timestamps: bool = False) -> AsyncIterator[Bot]:
     """The bot's pipeline, running until the block ends (also when it fails)."""
@@ -257,6 +274,7 @@ async def run_conversation(
     async with running(bot_session, word_timestamps=word_timestamps) as bot:
         player = await ear_session.play_audio("bot", sample_rate=OUT_RATE)
         bot.watch.player = player
+        readers = [asyncio.ensure_future(collect(ear_session, name, bot.watch)) for name in DATA_TRACKS]
         await bot.task.queue_frames([LLMRunFrame()])
         await asyncio.wait_for(player.wait_rendered(cut_ms, generation=0), 30)
         await barge_in(bot)
@@ -267,6 +285,8 @@ async def run_conversation(
         report = await player.stop()
         heard_ms = frames_of(report, 0) * 1000.0 / attr(report, "sample_rate")
         await bot.wait_turns(2, 10)  # the interrupted reply and the answer, committed
+        for r in readers:
+            r.cancel()
         return bot, report, heard_ms
 
 
@@ -281,6 +301,15 @@ async def test_barge_in_by_vad_frame_cuts_audio_and_context_to_what_was_heard(bo
     check_bot_stopped(bot, report, generation=1)
     check_next_reply_at_once(bot, report, bot.watch.interrupted[0][0])
     assert bot.watch.started and bot.watch.started[0] < bot.watch.interrupted[0][0]
+    # The page's transcript track: what was heard of generation 0 as it was heard, then (as the
+    # new generation) the cut reply marked "…", then the answer as it is heard.
+    transcript = bot.watch.tracks["transcript.json"]
+    heard = bot.watch.turns[0].content
+    assert {"generation": 0, "text": REPLY[0]} in transcript, transcript
+    assert {"generation": 1, "text": f"{heard} …"} in transcript, transcript
+    assert not any(m["generation"] == 0 and REPLY[2] in m["text"] for m in transcript), "unheard text shown"
+    # Pipecat's own messages (RTVI) go out on the messages track.
+    assert any(m.get("label") == "rtvi-ai" for m in bot.watch.tracks["rtvi.json"]), bot.watch.tracks["rtvi.json"]
 
 
 async def test_word_timestamps_cut_the_context_at_the_last_word_heard(bot_session, ear_session):
@@ -329,3 +358,61 @@ async def test_barge_in_by_speech_through_silero(bot_session, ear_session):
     check_bot_stopped(bot, report, generation=1)
     check_next_reply_at_once(bot, report, bot.watch.interrupted[0][0])
     mic.cancel()
+
+
+class MicRecorder(FrameProcessor):
+    """Counts the user audio (InputAudioRawFrame) the input transport pushes."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.samples = 0
+        self.rates: set[int] = set()
+        self.changed = asyncio.Event()
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        if isinstance(frame, InputAudioRawFrame):
+            self.samples += len(frame.audio) // 2
+            self.rates.add(frame.sample_rate)
+            self.changed.set()
+        await self.push_frame(frame, direction)
+
+    async def wait_samples(self, n: int, timeout: float) -> None:
+        while self.samples < n:
+            self.changed.clear()
+            await asyncio.wait_for(self.changed.wait(), timeout)
+
+
+async def test_input_follows_the_user_broadcast_across_a_page_reload(server, bot_session):
+    transport = MoqAudioTransport(MoqAudioParams(audio_out_enabled=False), session=bot_session)
+    recorder = MicRecorder()
+    worker = PipelineWorker(Pipeline([transport.input(), recorder]), idle_timeout_secs=None)
+    seen: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+
+    async def connected(_t: MoqAudioTransport, client: str) -> None:
+        seen.put_nowait(("connected", client))
+
+    async def disconnected(_t: MoqAudioTransport, client: str) -> None:
+        seen.put_nowait(("disconnected", client))
+
+    transport.add_event_handler("on_client_connected", connected)
+    transport.add_event_handler("on_client_disconnected", disconnected)
+    runner = WorkerRunner(handle_sigint=False)
+    await runner.add_workers(worker)
+    running_task = asyncio.ensure_future(runner.run())
+    pcm, rate = speech(USER_SPEECH)
+    try:
+        for _page_load in range(2):
+            # The page publishes its microphone (48 kHz, like the browser), then is reloaded:
+            # its session closes and a new one publishes the same broadcast.
+            async with moq_audio.connect(server.url) as page:
+                mic = page.publish_audio("user", sample_rate=rate)
+                assert await asyncio.wait_for(seen.get(), 10) == ("connected", "user")
+                before = recorder.samples
+                await mic.write(pcm[: rate // 2])  # 0.5 s
+                await recorder.wait_samples(before + 16_000 * 4 // 10, 10)  # >= 0.4 s arrived, at 16 kHz
+            assert await asyncio.wait_for(seen.get(), 10) == ("disconnected", "user")
+        assert recorder.rates == {16_000}
+    finally:
+        await worker.cancel()
+        await asyncio.wait_for(running_task, 10)
