@@ -348,7 +348,9 @@ async def converse(conv: Conversation) -> dict[str, Any]:
     # Turn 1: to its end.
     t1 = time.perf_counter()
     await conv.task.queue_frames([LLMRunFrame()])
-    await ref.wait_idle_after(int((sum(a_ms) - 40) * per_ms))
+    # Most of the reply rendered (what a transport writes differs by resampling and padding),
+    # then the buffer ran dry: turn 1 is over.
+    await ref.wait_idle_after(int(0.8 * sum(a_ms) * per_ms))
     await wait_for(lambda: any(t > t1 for t in marks["stopped"]), 3.0, "turn 1 BotStoppedSpeaking")
     started1 = next(t for t in marks["started"] if t > t1)
     stopped1 = next(t for t in marks["stopped"] if t > started1)

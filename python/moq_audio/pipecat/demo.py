@@ -61,6 +61,7 @@ from pipecat.workers.runner import WorkerRunner
 
 import moq_audio
 
+from .options import add_arguments
 from .params import MoqAudioParams
 from .transport import MoqAudioTransport
 from .tts import EspeakTTSService
@@ -267,29 +268,6 @@ class _Events:
 
 def _status(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the options ``run_pipecat_demo`` reads to ``parser`` (those it does not have yet, so
-    it can share ``moq-audio demo``'s ``--addr``, ``--lead-ms``, ``--first-delay``, ``--events``)."""
-    options: list[tuple[str, dict[str, Any]]] = [
-        ("--addr", {"default": "127.0.0.1:4443", "help": "address to serve the page and MoQ on"}),
-        ("--lead-ms", {"type": float, "default": 60.0, "help": "pacing lead in ms (default %(default)s)"}),
-        (
-            "--first-delay",
-            {"type": float, "default": 2.0, "metavar": "SECONDS", "help": "pause before the first reply"},
-        ),
-        ("--events", {"metavar": "FILE", "help": "append JSON-lines events (barge-ins, heard text) here"}),
-        (
-            "--log-level",
-            {"default": "INFO", "help": "Pipecat's log level on stderr (default %(default)s; DEBUG shows every frame)"},
-        ),
-    ]
-    for flag, kwargs in options:
-        try:
-            parser.add_argument(flag, **kwargs)
-        except argparse.ArgumentError:
-            pass  # the parser already has it
 
 
 async def run_pipecat_demo(args: argparse.Namespace) -> int:

@@ -24,8 +24,9 @@ __all__ = ["MoqAudioInputTransport"]
 #: How long one subscribe attempt waits for the user's broadcast to be announced (s). The wait
 #: itself is event driven (the core resolves it on the announcement); the loop only renews it.
 SUBSCRIBE_WAIT_S = 3_600.0
-#: Back-off before subscribing again after the user's broadcast failed at once (s): keeps a
-#: broadcast that is announced but broken (e.g. no audio track) from spinning the loop.
+#: Back-off before subscribing again after the user's broadcast failed or ended (s): keeps a
+#: broadcast that is announced but broken (e.g. no audio track) from spinning the loop. The next
+#: subscribe itself waits for the broadcast to be announced again.
 RESUBSCRIBE_BACKOFF_S = 0.5
 
 
@@ -142,6 +143,7 @@ class MoqAudioInputTransport(BaseInputTransport):
                 self._client_connected = False
             logger.info(f"{self}: user broadcast {path!r} ended ({consumer.end_reason}); waiting for it again")
             await self._owner.emit("on_client_disconnected", path)
+            await asyncio.sleep(RESUBSCRIBE_BACKOFF_S)
 
     async def _receive_control(self, session: moq_audio.Session) -> None:
         path = self._moq_params.user_broadcast

@@ -11,11 +11,15 @@ listener actually rendered (playout feedback resolves marks):
 - Barge-in: an ``InterruptionFrame`` flushes the producer first (the producer's queue, unsent
   groups and, in band, the listener's jitter buffer), then the base class drops Pipecat's own
   queue. The :class:`moq_audio.FlushReport` goes to ``on_bot_interrupted``.
-- Heard-only context: each ``TTSTextFrame`` is placed on the audio timeline where its audio
-  ends and held (with every downstream frame behind it, e.g. ``LLMFullResponseEndFrame``)
-  until the listener has played that far. At a barge-in the sentences played in full are
-  passed on, the one being spoken is cut to its heard prefix (whole words, from the sentence's
-  own duration), and the rest is dropped, so the assistant aggregator commits what was heard.
+- Heard-only context: each ``TTSTextFrame`` is placed on the audio timeline and held (with
+  every downstream frame behind it, e.g. ``LLMFullResponseEndFrame``) until the listener has
+  played that far. At a barge-in the text heard is passed on and the rest is dropped, so the
+  assistant aggregator commits what was heard. Sentence-level text (a TTS without word
+  timestamps) is placed where its audio ends; the sentence being spoken at the cut is passed on
+  as its heard prefix (whole words, at the sentence's own speaking rate). Word-level text (a TTS
+  with word timestamps: frames with a presentation time) is placed where the word starts, from
+  its presentation time relative to the TTS context's first audio, and counts as heard at its
+  midpoint (the next word's start ends it).
 
 Pipecat cuts TTS audio into ``audio_out_10ms_chunks`` chunks and builds new frames for them,
 dropping ``TTSAudioRawFrame.context_id`` on the way. We do not need it: the TTS pushes each
