@@ -1,16 +1,24 @@
-"""The full-duplex barge-in demo in real Chromium: the page plays the bot, a fake microphone
-speaks over it, the agent's VAD flushes, the page goes silent and the answer plays.
+"""The browser page in real Chromium.
 
-Needs Debian's chromium (/usr/bin/chromium) and the built page (web-demo/dist); the README's
-test command installs and builds both.
+1. The full-duplex barge-in demo: the page plays the bot, a fake microphone speaks over it, the
+   agent's VAD flushes, the page goes silent and the answer plays.
+2. Wire format v2 on the listen side: a v2 publisher (web-demo/tests/harness/v2-publisher.ts,
+   WebCodecs Opus + @moq/net, injected into the page) sends a tone per generation with LOC
+   generation properties, flush markers and a cancel marker through the embedded server; the page
+   plays each generation at its pitch (measured on its output), cuts at each flush within the
+   fade, and reports the track "cancelled". At 48 and 24 kHz, and from an AudioContext started at
+   another rate than the decoder's (the page moves to the decoder's rate; Web Audio resamples).
+
+Needs Debian's chromium (/usr/bin/chromium), the built page (web-demo/dist) and its node_modules
+(esbuild bundles the harness); the README's test command installs and builds them.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -21,20 +29,24 @@ import pytest
 
 import moq_audio
 from moq_audio.speech import speak, write_wav
+from support.net import free_port
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+WEB_DEMO = Path(__file__).resolve().parent.parent / "web-demo"
+ESBUILD = WEB_DEMO / "node_modules" / ".bin" / "esbuild"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-background-networking",
+    "--autoplay-policy=no-user-gesture-required",
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+]
 
 pytestmark = pytest.mark.skipif(
     not (Path(CHROMIUM).exists() and moq_audio.web_root() is not None),
     reason="needs /usr/bin/chromium and the built web-demo (run the README's test command)",
 )
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def fake_microphone(path: Path) -> None:
@@ -66,12 +78,24 @@ def demo(tmp_path):
     port = free_port()
     events = tmp_path / "events.jsonl"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "moq_audio.cli", "demo", "--web", "--addr", f"127.0.0.1:{port}",
-         "--events", str(events), "--first-delay", "0.5"],
+        [
+            sys.executable,
+            "-m",
+            "moq_audio.cli",
+            "demo",
+            "--web",
+            "--addr",
+            f"127.0.0.1:{port}",
+            "--events",
+            str(events),
+            "--first-delay",
+            "0.5",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+    assert proc.stdout is not None and proc.stderr is not None
     try:
         url = proc.stdout.readline().strip()
         assert url.startswith("http://127.0.0.1:"), (url, proc.stderr.read() if proc.poll() is not None else "")
@@ -97,56 +121,73 @@ def test_talking_over_the_bot_in_chromium_silences_it_and_it_answers(demo, tmp_p
     with sync_playwright() as pw:
         browser = pw.chromium.launch(
             executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-background-networking",
-                "--autoplay-policy=no-user-gesture-required",
-                "--use-fake-device-for-media-stream",
-                "--use-fake-ui-for-media-stream",
-                f"--use-file-for-fake-audio-capture={mic}%noloop",
-            ],
+            args=[*CHROMIUM_ARGS, f"--use-file-for-fake-audio-capture={mic}%noloop"],
         )
         try:
             page = browser.new_page()
             page.goto(f"{url}?autostart=1")
-            poll = lambda: page.wait_for_timeout(100)  # noqa: E731
-            state = lambda: page.evaluate("window.moqAudio ? window.moqAudio.state : null") or {}  # noqa: E731
-            wait_for(lambda: page.evaluate("!!(window.moqAudio && window.moqAudio.ready)"), 20, "the page to connect", poll)
+            poll = lambda: page.wait_for_timeout(100)
+            state = lambda: page.evaluate("window.moqAudio ? window.moqAudio.state : null") or {}
+            wait_for(
+                lambda: page.evaluate("!!(window.moqAudio && window.moqAudio.ready)"), 20, "the page to connect", poll
+            )
 
             # 1. The page renders the bot's voice.
             wait_for(lambda: state().get("playing") and state()["level"] > 0.001, 20, "bot audio", poll)
 
             # 2. The fake microphone talks over it: the agent's VAD detects a barge-in and flushes.
             barge = wait_for(
-                lambda: [e for e in read_events(events_path) if e["event"] == "barge_in" and e["why"].startswith("voice")],
-                30, "a voice barge-in", poll,
+                lambda: [
+                    e for e in read_events(events_path) if e["event"] == "barge_in" and e["why"].startswith("voice")
+                ],
+                30,
+                "a voice barge-in",
+                poll,
             )[0]
             assert barge["flush_us"] < 5_000, "flush() is instant"
 
             # 3. The page went silent after the flush, within the bound it reports (the fade).
             flush = wait_for(
                 lambda: [f for f in page.evaluate("window.moqAudio.flushes") if f["to"] >= barge["generation"]],
-                10, "the page to measure the flush", poll,
+                10,
+                "the page to measure the flush",
+                poll,
             )[0]
             assert 0 <= flush["flushToSilenceMs"] <= 10.0, flush
 
             # 4. The bot answers, and the page plays the answer.
             wait_for(
-                lambda: any(e["event"] == "speak" and e["text"].startswith("You interrupted me")
-                            for e in read_events(events_path)),
-                15, "the answer", poll,
+                lambda: any(
+                    e["event"] == "speak" and e["text"].startswith("You interrupted me")
+                    for e in read_events(events_path)
+                ),
+                15,
+                "the answer",
+                poll,
             )
-            wait_for(lambda: (state()["renderedGeneration"] or 0) >= barge["generation"] and state()["playing"],
-                     15, "the answer to play", poll)
-            interrupted = [e for e in read_events(events_path) if e["event"] == "interrupted"][0]
+            wait_for(
+                lambda: (state()["renderedGeneration"] or 0) >= barge["generation"] and state()["playing"],
+                15,
+                "the answer to play",
+                poll,
+            )
+            interrupted = next(e for e in read_events(events_path) if e["event"] == "interrupted")
             assert not interrupted["heard_estimated"], "the page's playout feedback reached the agent"
             assert interrupted["heard_ms"] > 0
             # Marks resolve from the page's feedback: the cut reply flushed, the answer played.
-            cut = wait_for(lambda: [e for e in read_events(events_path) if e["event"] == "mark"], 10, "the cut mark", poll)[0]
+            cut = wait_for(
+                lambda: [e for e in read_events(events_path) if e["event"] == "mark"], 10, "the cut mark", poll
+            )[0]
             assert cut["state"] == "flushed", cut
             answered = wait_for(
-                lambda: [e for e in read_events(events_path) if e["event"] == "spoke" and e["text"].startswith("You interrupted")],
-                15, "the answer's mark", poll,
+                lambda: [
+                    e
+                    for e in read_events(events_path)
+                    if e["event"] == "spoke" and e["text"].startswith("You interrupted")
+                ],
+                15,
+                "the answer's mark",
+                poll,
             )[0]
             assert answered["state"] == "played" and answered["listener"] == state()["listenerId"], answered
 
@@ -160,11 +201,19 @@ def test_talking_over_the_bot_in_chromium_silences_it_and_it_answers(demo, tmp_p
             wait_for(lambda: state()["playing"], 10, "the next reply to play", poll)
             page.click("#interrupt")
             button = wait_for(
-                lambda: [e for e in read_events(events_path) if e["event"] == "barge_in" and e["why"] == "Interrupt button"],
-                10, "the Interrupt button barge-in", poll,
+                lambda: [
+                    e for e in read_events(events_path) if e["event"] == "barge_in" and e["why"] == "Interrupt button"
+                ],
+                10,
+                "the Interrupt button barge-in",
+                poll,
             )[0]
-            wait_for(lambda: [f for f in page.evaluate("window.moqAudio.flushes") if f["to"] >= button["generation"]],
-                     10, "the page to measure the second flush", poll)
+            wait_for(
+                lambda: [f for f in page.evaluate("window.moqAudio.flushes") if f["to"] >= button["generation"]],
+                10,
+                "the page to measure the second flush",
+                poll,
+            )
         finally:
             try:
                 page.screenshot(path=str(ARTIFACTS / "browser-demo.png"), full_page=True)
@@ -176,3 +225,173 @@ def test_talking_over_the_bot_in_chromium_silences_it_and_it_answers(demo, tmp_p
             finally:
                 browser.close()
     shutil.copy(events_path, ARTIFACTS / "browser-events.jsonl")
+
+
+# ---- wire format v2 on the listen side -----------------------------------------------------------
+
+#: The embedded server with the page (moq_audio.Server, any free port); prints its URL.
+SERVE = """
+import asyncio, moq_audio
+async def main():
+    async with moq_audio.Server("127.0.0.1:0", static_dir=moq_audio.web_root()) as server:
+        print(server.url, flush=True)
+        await asyncio.Event().wait()
+asyncio.run(main())
+"""
+
+#: One tone per generation (Hz), each sent for this long (ms) before the next flush.
+TONES = [440.0, 660.0, 880.0]
+TONE_MS = 2000
+#: What the page renders now: generation, pitch of its output, end of the track, publisher error.
+SAMPLE = """() => ({generation: moqAudio.state.renderedGeneration, playing: moqAudio.state.playing,
+                   hz: moqAudio.peakHz(), end: moqAudio.state.botEnd, error: window.v2error || null})"""
+
+
+@pytest.fixture
+def web_server():
+    proc = subprocess.Popen([sys.executable, "-c", SERVE], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stderr is not None
+    try:
+        url = proc.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:"), (url, proc.stderr.read() if proc.poll() is not None else "")
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+
+
+@pytest.fixture(scope="module")
+def v2_publisher() -> str:
+    """The v2 test publisher bundled (with @moq/net and the page's loc.ts) as one ES module."""
+    if not ESBUILD.exists():
+        pytest.skip("web-demo/node_modules is missing (npm ci in web-demo/)")
+    out = subprocess.run(
+        [str(ESBUILD), "tests/harness/v2-publisher.ts", "--bundle", "--format=esm", "--target=es2022"],
+        cwd=WEB_DEMO,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return out.stdout
+
+
+@pytest.mark.parametrize(
+    ("rate", "context_rate"),
+    [(48_000, None), (24_000, None), (24_000, 24_000)],
+    ids=["48k", "24k", "24k-context-moves-to-decoder-rate"],
+)
+def test_page_plays_v2_generations_cuts_at_markers_and_ends_cancelled(web_server, v2_publisher, rate, context_rate):
+    from playwright.sync_api import sync_playwright
+
+    url = web_server
+    broadcast = f"tone{rate}"
+    query = f"?autostart=1&broadcast={broadcast}&id=web-v2" + (f"&contextRate={context_rate}" if context_rate else "")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = None
+        try:
+            page = browser.new_page()
+            page.goto(url + query)
+            poll = lambda: page.wait_for_timeout(100)
+            state = lambda: page.evaluate("window.moqAudio.state")
+            wait_for(
+                lambda: page.evaluate("!!(window.moqAudio && window.moqAudio.ready)"), 20, "the page to connect", poll
+            )
+            page.add_script_tag(content=v2_publisher, type="module")
+            wait_for(lambda: page.evaluate("!!window.moqV2Publisher"), 10, "the v2 publisher", poll)
+            wait_for(lambda: state()["mic"] == "on", 10, "the fake microphone", poll)
+            page.evaluate(
+                """o => { window.v2 = window.moqV2Publisher.publish(o)
+                            .then(r => (window.v2result = r), e => (window.v2error = String(e))); }""",
+                {
+                    "url": url,
+                    "broadcast": broadcast,
+                    "sampleRate": rate,
+                    "channels": 1,
+                    "segments": [{"hz": hz, "ms": TONE_MS} for hz in TONES],
+                    "end": "cancel",
+                },
+            )
+
+            # Each generation plays at its own pitch (what the page outputs, after the worklet).
+            heard: dict[int, list[float]] = {g: [] for g in range(len(TONES))}
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                now = page.evaluate(SAMPLE)
+                assert now["error"] is None, now["error"]
+                if now["end"]:
+                    break
+                if now["playing"] and now["generation"] in heard and now["hz"] is not None:
+                    heard[now["generation"]].append(now["hz"])
+                poll()
+            s = state()
+            assert s["botEnd"] == "cancelled", s
+            for g, hz in enumerate(TONES):
+                samples = sorted(heard[g])
+                assert len(samples) >= 5, (g, heard)
+                median = samples[len(samples) // 2]
+                assert abs(median - hz) < 0.03 * hz, (
+                    f"generation {g}: heard {median:.0f} Hz, sent {hz:.0f} Hz ({samples})"
+                )
+
+            snapshot = page.evaluate("JSON.parse(JSON.stringify(window.moqAudio))")
+            catalog = snapshot["state"]["catalog"]
+            assert (catalog["container"], catalog["wireVersion"], catalog["generation"]["kind"]) == ("loc", 2, "frame")
+            assert snapshot["state"]["renderedGenerations"] == [0, 1, 2]
+            # Every cut (two flushes, then the cancel) went silent within the fade of the worklet learning of it.
+            cuts = {f["to"]: f for f in snapshot["flushes"]}
+            assert sorted(cuts) == [1, 2, 3], snapshot["flushes"]
+            for f in cuts.values():
+                assert 0 <= f["flushToSilenceMs"] <= 10.0, f
+            assert snapshot["counters"]["markers"] >= 1  # the cancel; a flush marker may be overtaken by its audio
+            assert snapshot["counters"]["decodeErrors"] == 0 and snapshot["counters"]["malformedFrames"] == 0
+            # The AudioContext runs at the decoder's rate (Chromium decodes Opus at 48 kHz).
+            assert snapshot["state"]["decodedSampleRate"] == 48_000
+            assert snapshot["state"]["sampleRate"] == snapshot["state"]["decodedSampleRate"]
+            if context_rate:
+                assert any("moving playback" in e["text"] for e in snapshot["timeline"]), snapshot["timeline"]
+            # After the cancel the page is silent.
+            wait_for(lambda: not state()["playing"] and state()["level"] < 1e-4, 5, "silence after the cancel", poll)
+
+            # The page answers a v2 bot in v2: its microphone (Chromium's fake device) as LOC frames
+            # of generation 0 under a catalog with container "loc" and moqAudio version 2.
+            wait_for(
+                lambda: state()["micWireVersion"] == 2 and state()["micFrames"] > 10, 10, "v2 microphone audio", poll
+            )
+            mic = page.evaluate(
+                "o => window.moqV2Publisher.readMic(o)", {"url": url, "broadcast": "user", "frames": 10}
+            )
+            rendition = mic["catalog"]["audio"]["renditions"]["audio"]
+            assert (rendition["codec"], rendition["sampleRate"], rendition["container"]) == (
+                "opus",
+                48_000,
+                {"kind": "loc"},
+            )
+            assert mic["catalog"]["moqAudio"]["version"] == 2
+            assert mic["catalog"]["moqAudio"]["generationProperty"] == 0x4D4100
+            frames = mic["frames"]
+            assert len(frames) == 10 and all(
+                f["generation"] == 0 and f.get("event") is None and f["bytes"] > 0 for f in frames
+            ), frames
+            steps = {b["timestampUs"] - a["timestampUs"] for a, b in itertools.pairwise(frames)}
+            assert steps <= {19_999, 20_000, 20_001}, steps  # 20 ms Opus frames (µs, rounded)
+            groups = [f["group"] for f in frames]
+            assert (
+                all(b - a in (0, 1) for a, b in itertools.pairwise(groups)) and max(map(groups.count, groups)) <= 5
+            ), groups
+            assert (mic["decoded"], mic["decodedRate"]) == (10, 48_000), mic
+        finally:
+            if page is not None:
+                ARTIFACTS.mkdir(exist_ok=True)
+                name = f"browser-v2-{rate}" + (f"-ctx{context_rate}" if context_rate else "")
+                page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+                (ARTIFACTS / f"{name}.json").write_text(
+                    json.dumps(
+                        page.evaluate("window.moqAudio ? JSON.parse(JSON.stringify(window.moqAudio)) : null"), indent=2
+                    )
+                )
+            browser.close()

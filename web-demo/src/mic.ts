@@ -24,6 +24,14 @@ export const MIC_FRAME_MS = 20;
 export const MIC_GROUP_FRAMES = 5;
 export const MIC_BITRATE = 32_000;
 
+/**
+ * How long the catalog's group stays available to new subscribers, ms. @moq/net keeps a track's
+ * closed groups only for its `latencyMax` (default 5 s, also advertised to relays as the
+ * retention), so with the default a consumer that subscribes to `user` more than 5 s after the
+ * catalog was written (an agent that restarts, a second listener) would wait forever for it.
+ */
+export const CATALOG_RETENTION_MS = 24 * 3600 * 1000;
+
 export type MicState = "off" | "starting" | "on" | "muted" | "unavailable";
 
 /** The `user` broadcast: catalog, mic audio and control tracks on one connection. */
@@ -43,7 +51,7 @@ export class UserBroadcast {
 
   constructor(connection: Established, path: string) {
     this.path = path;
-    this.catalog = this.broadcast.createTrack(CATALOG_TRACK);
+    this.catalog = this.broadcast.createTrack(CATALOG_TRACK, { latencyMax: CATALOG_RETENTION_MS });
     this.audio = this.broadcast.createTrack(AUDIO_TRACK, { timescale: Time.Timescale.MICRO });
     this.control = this.broadcast.createTrack(CONTROL_TRACK);
     connection.publish(Path.from(path), this.broadcast);

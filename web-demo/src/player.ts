@@ -122,7 +122,8 @@ export class Player {
 
   private createNode(ctx: AudioContext): [AudioWorkletNode, AnalyserNode] {
     const node = new AudioWorkletNode(ctx, "moq-player", { numberOfInputs: 0, numberOfOutputs: 1, outputChannelCount: [2] });
-    const analyser = new AnalyserNode(ctx, { fftSize: 1024 });
+    // No smoothing: the scope reads time-domain data, and peakHz() must not blend in an old spectrum.
+    const analyser = new AnalyserNode(ctx, { fftSize: 1024, smoothingTimeConstant: 0 });
     node.connect(analyser).connect(ctx.destination);
     node.port.onmessage = (event: MessageEvent<PlayerOut>) => {
       if (node !== this.node) return; // a node being replaced
