@@ -395,3 +395,92 @@ def test_page_plays_v2_generations_cuts_at_markers_and_ends_cancelled(web_server
                     )
                 )
             browser.close()
+
+
+# ---- the real producer at 24 and 48 kHz ------------------------------------------------------------
+
+#: The embedded server and a moq-audio producer at RATE (argv[1]), driven by lines on stdin: each
+#: "tone HZ" flushes (after the first) and writes 4 s of a HZ tone; "end" finishes the track.
+TONE_BOT = """
+import asyncio, sys
+import numpy as np
+import moq_audio
+RATE = int(sys.argv[1])
+async def main():
+    async with moq_audio.Server("127.0.0.1:0", static_dir=moq_audio.web_root()) as server:
+        print(server.url, flush=True)
+        async with moq_audio.connect(server.url) as session:
+            bot = session.publish_audio("bot", sample_rate=RATE)
+            loop = asyncio.get_running_loop()
+            first = True
+            while (line := (await loop.run_in_executor(None, sys.stdin.readline)).split()) != ["end"]:
+                if not first:
+                    bot.flush()
+                first = False
+                t = np.arange(RATE * 4) / RATE
+                await bot.write((0.3 * np.sin(2 * np.pi * float(line[1]) * t)).astype(np.float32))
+                print("written", flush=True)
+            await bot.finish()
+            print("done", flush=True)
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize("rate", [48_000, 24_000], ids=["48k", "24k"])
+def test_page_plays_the_real_producer_at_its_pitch(rate):
+    """Today's Rust producer (whatever wire version it speaks) at 48 and 24 kHz: the page runs its
+    AudioContext at the decoder's rate and each generation is heard at the pitch that was sent."""
+    from playwright.sync_api import sync_playwright
+
+    proc = subprocess.Popen(
+        [sys.executable, "-c", TONE_BOT, str(rate)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+
+    def command(line: str, reply: str) -> None:
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(line + "\n")
+        proc.stdin.flush()
+        assert proc.stdout.readline().strip() == reply
+
+    try:
+        url = proc.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:"), (url, proc.stderr.read() if proc.poll() is not None else "")
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page()
+                page.goto(f"{url}?autostart=1&mic=0&id=web-tone")
+                poll = lambda: page.wait_for_timeout(100)
+                wait_for(
+                    lambda: page.evaluate("window.moqAudio.state.bot === 'playing'"), 20, "the bot's catalog", poll
+                )
+                heard: dict[int, list[float]] = {0: [], 1: []}
+
+                def listen(generation: int) -> bool:
+                    now = page.evaluate(SAMPLE)
+                    if now["playing"] and now["generation"] in heard and now["hz"] is not None:
+                        heard[now["generation"]].append(now["hz"])
+                    return len(heard[generation]) >= 10
+
+                for generation, hz in enumerate((440.0, 660.0)):
+                    command(f"tone {hz}", "written")
+                    wait_for(lambda g=generation: listen(g), 20, f"generation {generation} to play", poll)
+                command("end", "done")
+                state = page.evaluate("window.moqAudio.state")
+            finally:
+                browser.close()
+        for g, hz in enumerate((440.0, 660.0)):
+            samples = sorted(heard[g])
+            median = samples[len(samples) // 2]
+            assert abs(median - hz) < 0.03 * hz, f"generation {g}: heard {median:.0f} Hz, sent {hz:.0f} Hz ({samples})"
+        assert state["catalog"]["sampleRate"] == rate
+        assert state["sampleRate"] == state["decodedSampleRate"] == 48_000, state
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
