@@ -484,3 +484,39 @@ def test_page_plays_the_real_producer_at_its_pitch(rate):
         if proc.poll() is None:
             proc.kill()
         proc.communicate()
+
+
+def test_page_takes_a_server_url_and_keeps_its_token_out_of_sight(web_server):
+    """?url= picks the server (here the one serving the page, named explicitly) and ?token= goes
+    only into the connect URL as ?jwt=: not into the page's text, its state or its console."""
+    from playwright.sync_api import sync_playwright
+
+    url = web_server
+    token = "eyJhbGciOiJFUzI1NiJ9.c2VjcmV0LXRva2Vu.sig-_42"
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            console: list[str] = []
+            page.on("console", lambda msg: console.append(msg.text))
+            requests: list[str] = []
+            page.on("request", lambda req: requests.append(req.url))
+            page.goto(f"{url}?autostart=1&mic=0&url={url}&token={token}")
+            poll = lambda: page.wait_for_timeout(100)
+            wait_for(
+                lambda: page.evaluate("!!(window.moqAudio && window.moqAudio.ready)"), 20, "the page to connect", poll
+            )
+            state = page.evaluate("window.moqAudio.state")
+            assert state["server"] == url and state["token"] is True, state
+            shown = page.inner_text("body")
+            assert f"{url} (with token)" in shown
+            everything = json.dumps(page.evaluate("JSON.parse(JSON.stringify(window.moqAudio))")) + shown
+            everything += "\n".join(console)
+            assert token not in everything and "c2VjcmV0LXRva2Vu" not in everything
+            # @moq/net logs the connect URL: it went through the page's redaction.
+            assert any("jwt=<token>" in line for line in console), console
+            # The fingerprint fetch goes without the query (the token is for the MoQ session only).
+            assert any(r.endswith("/certificate.sha256") for r in requests), requests
+            assert not any(token in r for r in requests if "certificate" in r)
+        finally:
+            browser.close()
