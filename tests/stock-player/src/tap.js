@@ -129,6 +129,33 @@ window.stockTap = {
   },
 };
 
+// Passive log of the WebCodecs AudioDecoder the element uses: every chunk it is given and every
+// AudioData it returns (timestamps in µs), as window.stockDecoder. Behaviour is unchanged.
+window.stockDecoder = [];
+if (window.AudioDecoder) {
+  const Original = window.AudioDecoder;
+  window.AudioDecoder = class extends Original {
+    constructor(init) {
+      const output = init.output;
+      super({
+        ...init,
+        output: (data) => {
+          window.stockDecoder.push({ out: data.timestamp, frames: data.numberOfFrames, rate: data.sampleRate });
+          output(data);
+        },
+        error: (e) => {
+          window.stockDecoder.push({ error: String(e) });
+          init.error(e);
+        },
+      });
+    }
+    decode(chunk) {
+      window.stockDecoder.push({ in: chunk.timestamp, bytes: chunk.byteLength });
+      super.decode(chunk);
+    }
+  };
+}
+
 window.stockConsole = [];
 for (const level of ["log", "info", "warn", "error", "debug"]) {
   const original = console[level].bind(console);
