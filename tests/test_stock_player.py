@@ -407,6 +407,13 @@ async def capture(page: Any) -> tuple[Recording | None, list[tuple[float, str]]]
     return rec, [((origin + m["perfMs"]) / 1000, f"{m['level']}: {m['text']}") for m in messages]
 
 
+@pytest.mark.xfail(
+    hasattr(moq_audio, "GENERATION_SHIFT"),  # wire format v1 (generation in the group sequence)
+    reason="issue 12: on wire format v1 the stock player stalls on the sequence jump and drops the start "
+    "of the new reply (20-100 ms at the default latency, one whole 100 ms group at 200 ms)",
+    raises=AssertionError,
+    strict=True,
+)
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize("latency", [None, 200], ids=["default-latency", "latency-200ms"])
 async def test_stock_moq_watch_plays_every_new_generation_whole(stock_page: Path, latency: int | None) -> None:
