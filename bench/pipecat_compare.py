@@ -31,7 +31,12 @@ receives, never drops, plays in timestamp order at real time from a 40 ms start 
 
 Recorded per trial (render-clock ms of the listener; negative = before):
 
-- ``stale_ms``: audio of the interrupted reply the listener renders after the barge-in.
+- ``stale_ms``: audio of the interrupted reply the listener renders after the barge-in (the
+  moment the scripted user's VADUserStartedSpeakingFrame is queued); this includes
+  ``interruption_latency_ms``, Pipecat's own time to carry the interruption from the user
+  aggregator to the output transport (the same pipeline for both, but CPU-bound).
+- ``stale_after_interruption_ms``: the same from the moment the ``InterruptionFrame`` reached the
+  output transport: what the transport itself lets through.
 - ``bot_stopped_error_ms`` (turns 1 and 3): when ``BotStoppedSpeakingFrame`` reached the end of
   the pipeline minus when the listener rendered the reply's last sample.
 - ``bot_started_error_ms`` (turn 1): ``BotStartedSpeakingFrame`` minus the first rendered sample.
@@ -267,22 +272,32 @@ def cached_tts() -> Any:
     return CachedEspeakTTS()
 
 
-def make_recorder(marks: dict[str, list[Any]], clock: Listener, *, text: bool) -> Any:
+def make_recorder(marks: dict[str, list[Any]], clock: Listener, kind: str) -> Any:
     """A pass-through processor stamping frames with the wall clock (``time.perf_counter()``):
-    ``TTSTextFrame``s (``text``, with the audio ``clock`` had received) or bot-speaking frames."""
-    from pipecat.frames.frames import BotStartedSpeakingFrame, BotStoppedSpeakingFrame, Frame, TTSTextFrame
+    ``kind`` "text": ``TTSTextFrame``s (with the audio ``clock`` had received), "speaking":
+    bot-speaking frames, "interruption": ``InterruptionFrame``s."""
+    from pipecat.frames.frames import (
+        BotStartedSpeakingFrame,
+        BotStoppedSpeakingFrame,
+        Frame,
+        InterruptionFrame,
+        TTSTextFrame,
+    )
     from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
     class Recorder(FrameProcessor):
         async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
             await super().process_frame(frame, direction)
             if direction == FrameDirection.DOWNSTREAM:
-                if text and isinstance(frame, TTSTextFrame):
-                    marks["text"].append((time.perf_counter(), clock.received, frame.text))
-                elif not text and isinstance(frame, BotStartedSpeakingFrame):
-                    marks["started"].append(time.perf_counter())
-                elif not text and isinstance(frame, BotStoppedSpeakingFrame):
-                    marks["stopped"].append(time.perf_counter())
+                now = time.perf_counter()
+                if kind == "text" and isinstance(frame, TTSTextFrame):
+                    marks["text"].append((now, clock.received, frame.text))
+                elif kind == "speaking" and isinstance(frame, BotStartedSpeakingFrame):
+                    marks["started"].append(now)
+                elif kind == "speaking" and isinstance(frame, BotStoppedSpeakingFrame):
+                    marks["stopped"].append(now)
+                elif kind == "interruption" and isinstance(frame, InterruptionFrame):
+                    marks["interruption"].append(now)
             await self.push_frame(frame, direction)
 
     return Recorder()
@@ -294,7 +309,9 @@ class Conversation:
     task: Any
     context: Any
     listeners: list[Listener]
-    marks: dict[str, list[Any]] = field(default_factory=lambda: {"started": [], "stopped": [], "text": []})
+    marks: dict[str, list[Any]] = field(
+        default_factory=lambda: {"started": [], "stopped": [], "text": [], "interruption": []}
+    )
     turns: list[Any] = field(default_factory=list)
 
 
@@ -310,10 +327,15 @@ def build(kind: str, transport: Any, listeners: list[Listener]) -> Conversation:
     # bot-speaking frames at the end of the pipeline.
     clock = listeners[0]
     procs = [
-        *bot.processors[:-1],
-        make_recorder(conv.marks, clock, text=True),
+        bot.input,
+        bot.user,
+        bot.llm,
+        bot.tts,
+        make_recorder(conv.marks, clock, "interruption"),  # when the interruption reaches the transport
+        bot.output,
+        make_recorder(conv.marks, clock, "text"),
         bot.assistant,
-        make_recorder(conv.marks, clock, text=False),
+        make_recorder(conv.marks, clock, "speaking"),
     ]
     assistant = bot.assistant
 
@@ -386,6 +408,7 @@ async def converse(conv: Conversation) -> dict[str, Any]:
         await wait_for(answered, 30.0, "the answer")
         await lis.wait_quiet(ANSWER_QUIET_S, timeout=60.0)
     await wait_for(lambda: any(t > t_cut for t in marks["started"]), 3.0, "the answer's BotStartedSpeaking")
+    t_interrupted = next(t for t in marks["interruption"] if t > t_cut)
     started3 = next(t for t in marks["started"] if t > t_cut)
     await wait_for(lambda: any(t > started3 for t in marks["stopped"]), 3.0, "the answer's BotStoppedSpeaking")
     stopped3 = next(t for t in marks["stopped"] if t > started3)
@@ -432,6 +455,8 @@ async def converse(conv: Conversation) -> dict[str, Any]:
             "turn3_bot_stopped_error_ms": (lis.frame_at(stopped3) - t3_last) / per_ms,
             "answer_first_sample_ms": (t3_first - cut) / per_ms,
             "stale_ms": lis.audio_between(cut, pred=turn2) / per_ms,
+            "stale_after_interruption_ms": lis.audio_between(lis.frame_at(t_interrupted), pred=turn2) / per_ms,
+            "interruption_latency_ms": (t_interrupted - t_cut) * 1000.0,
             "heard_ms": heard,
             "heard_before_barge_in_ms": heard_before,
             "received_ahead_at_barge_in_ms": (received - rendered) / per_ms,
@@ -577,6 +602,8 @@ LISTENER_KEYS = (
     "turn3_bot_stopped_error_ms",
     "answer_first_sample_ms",
     "stale_ms",
+    "stale_after_interruption_ms",
+    "interruption_latency_ms",
     "heard_ms",
     "heard_before_barge_in_ms",
     "received_ahead_at_barge_in_ms",
@@ -614,9 +641,9 @@ async def run_async(quick: bool, trials: int | None) -> dict[str, Any]:
             for lis, v in rows[name][-1]["listeners"].items():
                 log(
                     f"pipecat_compare: {lis} trial {r + 1}/{n} ({time.perf_counter() - t0:.0f} s): "
-                    f"stale {v['stale_ms']:.0f} ms, bot stopped {v['turn1_bot_stopped_error_ms']:+.0f} ms "
-                    f"from the last sample, {v['context_words_not_heard_before_barge_in']} words in the context "
-                    f"not heard before the barge-in, {v['context_unheard_words']} never heard"
+                    f"stale {v['stale_ms']:.0f} ms ({v['stale_after_interruption_ms']:.0f} ms after the "
+                    f"interruption reached the transport), bot stopped {v['turn1_bot_stopped_error_ms']:+.0f} ms "
+                    f"from the last sample, {v['context_unheard_words']} words in the context never heard"
                 )
     import pipecat
 
@@ -670,6 +697,51 @@ def run(quick: bool = False, trials: int | None = None) -> dict[str, Any]:
     return asyncio.run(run_async(quick, trials))
 
 
+#: Listeners in the figure, in order, with their colours.
+FIGURE_LISTENERS = {
+    "moq-audio": "#1b9e77",
+    "pipecat-moq stock": "#d95f02",
+    "pipecat-moq rtvi-reset": "#7570b3",
+}
+
+
+def figure(result: dict[str, Any], path: Path) -> Path | None:
+    """Three panels (every trial a dot, the median a bar): old audio rendered after the
+    interruption reached the transport, the bot-stopped error of turn 1, and words in the
+    interrupted turn's context that the listener never heard."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for impl in result.get("rows", {}).values() for r in impl]
+    if not rows:
+        return None
+    panels = [
+        ("stale_after_interruption_ms", "old audio rendered after the interruption\nreached the transport (ms)"),
+        ("turn1_bot_stopped_error_ms", "BotStoppedSpeaking − last rendered sample (ms)"),
+        ("context_unheard_words", "words in the assistant context\nthe listener never heard"),
+    ]
+    fig, axes = plt.subplots(1, len(panels), figsize=(13, 4.2))
+    for ax, (key, title) in zip(axes, panels, strict=True):
+        for i, (name, color) in enumerate(FIGURE_LISTENERS.items()):
+            values = [r["listeners"][name][key] for r in rows if name in r["listeners"]]
+            if not values:
+                continue
+            ax.bar(i, float(np.median(values)), color=color, alpha=0.35, width=0.6)
+            ax.scatter([i] * len(values), values, color=color, s=14, zorder=3)
+            ax.annotate(f"{np.median(values):.0f}", (i, float(np.median(values))), ha="center", va="bottom")
+        ax.set_xticks(range(len(FIGURE_LISTENERS)), [n.replace(" ", "\n", 1) for n in FIGURE_LISTENERS], fontsize=8)
+        ax.set_title(title, fontsize=9)
+        ax.axhline(0, color="black", linewidth=0.6)
+    n = result.get("trials")
+    fig.suptitle(f"Pipecat 1.14: moq_audio.pipecat vs Pipecat's MOQTransport ({n} conversations)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one trial per transport (the CI smoke)")
@@ -681,6 +753,9 @@ def main() -> int:
     result = run(args.quick, args.trials)
     args.out.write_text(json.dumps(result, indent=2))
     log(f"pipecat_compare: wrote {args.out}")
+    png = figure(result, args.out.with_suffix(".png"))
+    if png is not None:
+        log(f"pipecat_compare: wrote {png}")
     return 0
 
 
