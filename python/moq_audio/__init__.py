@@ -17,8 +17,9 @@ Quick start::
             report = bot.flush()               # instant; report.heard_ms
 
 Errors: bad input raises :class:`ValueError`; everything else derives from
-:class:`MoqAudioError` (:class:`ConnectError`, :class:`ClosedError`, :class:`WireError`,
-:class:`MoqTimeoutError`).
+:class:`MoqAudioError`: :class:`ConnectError` (also a ``ConnectionError``) and its
+:class:`ForbiddenError` (also a ``PermissionError``: the token was refused), :class:`ClosedError`,
+:class:`WireError`, :class:`CodecError` and :class:`MoqTimeoutError` (also a ``TimeoutError``).
 """
 
 from __future__ import annotations
@@ -30,19 +31,26 @@ from typing import Any, Generator, Optional
 
 from . import _native
 from ._native import (
-    GENERATION_SHIFT,
+    WIRE_VERSION,
+    Arrival,
     AudioConsumer,
     AudioFrame,
     AudioProducer,
     ClosedError,
+    CodecError,
+    ConnectError,
     DataReader,
     DataWriter,
-    ConnectError,
     FlushReport,
+    ForbiddenError,
+    JitterStats,
+    ListenerPlayout,
     MarkEvent,
     MoqAudioError,
     MoqTimeoutError,
     Player,
+    PlayerReport,
+    Segment,
     WireError,
     __version__,
 )
@@ -53,19 +61,26 @@ from .transcript import truncate_text
 atexit.register(_native._shutdown)
 
 __all__ = [
-    "GENERATION_SHIFT",
+    "WIRE_VERSION",
+    "Arrival",
     "AudioConsumer",
     "AudioFrame",
     "AudioProducer",
     "ClosedError",
+    "CodecError",
     "ConnectError",
     "DataReader",
     "DataWriter",
     "FlushReport",
+    "ForbiddenError",
+    "JitterStats",
+    "ListenerPlayout",
     "MarkEvent",
     "MoqAudioError",
     "MoqTimeoutError",
     "Player",
+    "PlayerReport",
+    "Segment",
     "Server",
     "Session",
     "WireError",
@@ -180,41 +195,45 @@ class Session:
         sample_rate: int = 48_000,
         channels: int = 1,
         *,
-        frame_ms: int = 20,
+        frame_ms: Optional[int] = None,
         bitrate: Optional[int] = None,
-        lead_ms: float = 60.0,
-        capacity_ms: float = 30_000.0,
-        group_frames: int = 5,
-        mark_timeout_ms: float = 5_000.0,
+        lead_ms: Optional[float] = None,
+        capacity_ms: Optional[float] = None,
+        group_frames: Optional[int] = None,
+        mark_timeout_ms: Optional[float] = None,
     ) -> AudioProducer:
         """Publish an audio broadcast at ``path`` (hang catalog + Opus track).
+
+        ``None`` takes the library default (the Rust ``ProducerOptions::default()``, the one
+        place defaults live; the values are given below).
 
         Args:
             path: broadcast path, relative to the session URL.
             sample_rate: input rate in Hz, 8000..48000 (22050, 44100 ... are resampled to 48 kHz).
             channels: 1 or 2.
-            frame_ms: Opus frame duration: 10, 20, 40 or 60 ms.
+            frame_ms: Opus frame duration: 10, 20 (default), 40 or 60 ms.
             bitrate: Opus bitrate in bits/s (6000..510000); None lets libopus choose.
-            lead_ms: how far ahead of the playout clock frames go to the network.
-            capacity_ms: audio queued before ``write`` waits (default 30 s).
-            group_frames: Opus frames per MoQ group.
-            mark_timeout_ms: a pending mark resolves "unknown" after this long without feedback.
+            lead_ms: how far ahead of the playout clock frames go to the network (default 60).
+            capacity_ms: audio queued before ``write`` waits (default 30 000).
+            group_frames: Opus frames per MoQ group (default 5: 100 ms groups).
+            mark_timeout_ms: a pending mark resolves "unknown" after this long without any
+                listener report (default 5 000).
 
         Raises:
-            ValueError: for an argument out of range.
-            ConnectError: if the path is already published on this session.
+            ValueError: for an argument out of range, or a path already published on this
+                session.
         """
         return self._native.publish_audio(
             path, sample_rate, channels, frame_ms, bitrate, lead_ms, capacity_ms, group_frames, mark_timeout_ms
         )
 
     async def subscribe_audio(
-        self, path: str, *, sample_rate: Optional[int] = None, timeout: float = 10.0
+        self, path: str, *, sample_rate: Optional[int] = None, timeout: Optional[float] = None
     ) -> AudioConsumer:
         """Subscribe to the audio broadcast at ``path``; iterate the result for :class:`AudioFrame`.
 
         Raises :class:`MoqTimeoutError` if the broadcast or its catalog does not appear within
-        ``timeout`` seconds, :class:`WireError` if it carries no Opus audio.
+        ``timeout`` seconds (default 10), :class:`WireError` if it carries no Opus audio.
         """
         return await self._native.subscribe_audio(path, sample_rate, timeout)
 
@@ -224,19 +243,32 @@ class Session:
         *,
         wav_path: "str | os.PathLike[str] | None" = None,
         sample_rate: Optional[int] = None,
-        target_ms: float = 40.0,
-        fade_ms: float = 5.0,
-        timeout: float = 10.0,
+        target_ms: Optional[float] = None,
+        fade_ms: Optional[float] = None,
+        timeout: Optional[float] = None,
         listener_id: Optional[str] = None,
     ) -> Player:
         """Play the audio broadcast at ``path`` in real time like a listener would, optionally
         writing what is heard to ``wav_path``, and publish playout feedback so the producer's
         marks and flush reports reflect what was actually rendered.
+
+        Args:
+            path: broadcast path, relative to the session URL.
+            wav_path: write what is rendered here (16-bit PCM WAV; its sample index is the
+                render clock of :meth:`Player.report`).
+            sample_rate: output rate in Hz (default: the broadcast's Opus rate).
+            target_ms: audio buffered before playout starts (default 40).
+            fade_ms: fade-out of the old generation at a flush, at most 10 (default 5).
+            timeout: seconds to wait for the broadcast (default 10).
+            listener_id: the id playout is reported under (default: unique per process).
+
+        Raises :class:`MoqTimeoutError` if the broadcast does not appear in time,
+        :class:`ValueError` for a bad argument.
         """
         wav = None if wav_path is None else os.fspath(wav_path)
         return await self._native.play_audio(path, wav, sample_rate, target_ms, fade_ms, timeout, listener_id)
 
-    async def subscribe_data(self, path: str, name: str, *, timeout: float = 10.0) -> "_native.DataReader":
+    async def subscribe_data(self, path: str, name: str, *, timeout: Optional[float] = None) -> "_native.DataReader":
         """Subscribe to message track ``name`` of the broadcast at ``path`` (e.g. a page's
         ``control.json``); ``async for message in reader`` yields ``bytes``.
 
@@ -273,12 +305,23 @@ class connect:
 
     ``http://`` URLs fetch ``/certificate.sha256`` and pin it (the embedded server, a local
     ``moq-relay``); ``https://`` URLs use the system roots, or only ``fingerprint`` (hex SHA-256)
-    when given. Raises :class:`ValueError` for a bad URL, :class:`ConnectError` when the server
-    cannot be reached, :class:`MoqTimeoutError` after ``timeout`` seconds.
+    when given. ``token`` authenticates with a relay that asks an auth server (sent as the
+    ``jwt`` query parameter; never logged or shown in errors). ``timeout``: seconds (default 10).
+
+    Raises :class:`ValueError` for a bad URL, :class:`ForbiddenError` when the relay refuses the
+    token, :class:`ConnectError` when the server cannot be reached, :class:`MoqTimeoutError`
+    after ``timeout`` seconds.
     """
 
-    def __init__(self, url: str, *, fingerprint: Optional[str] = None, timeout: float = 10.0) -> None:
-        self._args = (url, fingerprint, timeout)
+    def __init__(
+        self,
+        url: str,
+        *,
+        token: Optional[str] = None,
+        fingerprint: Optional[str] = None,
+        timeout: Optional[float] = None,
+    ) -> None:
+        self._args = (url, fingerprint, timeout, token)
         self._session: Optional[Session] = None
 
     async def _connect(self) -> Session:

@@ -1,28 +1,36 @@
 """Type stubs for the compiled ``moq_audio._native`` module (PyO3)."""
 
+from collections.abc import Coroutine
 from os import PathLike
-from typing import AsyncIterator, Awaitable, Optional, TypedDict
+from typing import Any, AsyncIterator, Awaitable, Literal, Optional
 
 import numpy as np
 import numpy.typing as npt
 
 __version__: str
-#: Group sequence = generation << GENERATION_SHIFT | index (see README "Wire format").
-GENERATION_SHIFT: int
+#: The ``moqAudio`` catalog section version this build writes (see README "Wire format").
+WIRE_VERSION: int
 
 class MoqAudioError(Exception):
     """Base class of every moq-audio error (ValueError is raised for bad input)."""
 
-class ConnectError(MoqAudioError):
+class ConnectError(MoqAudioError, ConnectionError):
     """Connecting or the MoQ session failed: check the URL and that the server is running."""
+
+class ForbiddenError(ConnectError, PermissionError):
+    """The server refused the session or a publish/subscribe: the token is missing, malformed,
+    expired, or does not grant that path. Retrying will not help."""
 
 class ClosedError(MoqAudioError):
     """The producer was finished or cancelled; create a new one to publish more audio."""
 
 class WireError(MoqAudioError):
-    """The peer's catalog or frames are not moq-audio/hang Opus (or a corrupt packet)."""
+    """The peer's catalog or frames are not moq-audio/hang Opus, or speak an incompatible version."""
 
-class MoqTimeoutError(MoqAudioError):
+class CodecError(MoqAudioError):
+    """libopus or the resampler failed on the publish side; the producer is closed."""
+
+class MoqTimeoutError(MoqAudioError, TimeoutError):
     """Waiting for a connection, broadcast, catalog or mark took longer than the timeout."""
 
 PcmLike = npt.NDArray[np.int16] | npt.NDArray[np.float32] | bytes | bytearray
@@ -52,8 +60,7 @@ class MarkEvent:
     """How a mark resolved (each mark resolves exactly once)."""
 
     id: str
-    #: "played", "flushed" or "unknown".
-    state: str
+    state: Literal["played", "flushed", "unknown"]
     generation: int
     #: ms into the generation the mark pins.
     position_ms: float
@@ -69,14 +76,15 @@ class MarkEvents:
 class AudioProducer:
     """Publishes PCM as paced Opus on a MoQ track. Thread-safe."""
 
-    def write(self, pcm: PcmLike) -> Awaitable[bool]:
+    def write(self, pcm: PcmLike) -> Coroutine[Any, Any, bool]:
         """Queue PCM: numpy int16 or float32 with shape (n,) or (n, channels), or s16le bytes.
 
-        Any length (not frame aligned). Validation happens before the awaitable is returned:
-        raises ValueError for a wrong dtype, channel count, 3-D array, NaN/inf or odd byte count,
-        and ClosedError after finish/cancel; nothing of a rejected call is queued. The awaitable
-        waits only while the queue is full and resolves to True when everything was queued,
-        False when a flush dropped (part of) it meanwhile.
+        Any length (not frame aligned). Validation and the write position happen at the call,
+        before the coroutine is returned: raises ValueError for a wrong dtype, channel count, 3-D
+        array, NaN/inf or odd byte count, and ClosedError after finish/cancel; nothing of a
+        rejected call is queued. The coroutine (``asyncio.create_task`` accepts it) waits only
+        while the queue is full and returns True when everything was queued, False when a flush
+        dropped (part of) it meanwhile.
         """
     def write_blocking(self, pcm: PcmLike) -> bool:
         """Like ``write`` for threads: blocks (GIL released) while the queue is full."""
@@ -96,9 +104,16 @@ class AudioProducer:
     def finish(self) -> Awaitable[None]:
         """Play out what is queued, then end the track cleanly."""
     def cancel(self) -> None:
-        """Drop everything and end the track with an error code. Idempotent."""
+        """Drop everything, tell listeners in band (they end "cancelled"), end the track.
+        Idempotent; pending marks resolve "flushed"."""
     def data_track(self, name: str) -> DataWriter:
-        """Add a message track (e.g. "transcript.json") to this producer's broadcast."""
+        """The message track ``name`` (e.g. "transcript.json") of this producer's broadcast,
+        created on first use. Raises ValueError for "audio" or "catalog.json"."""
+    def listeners(self) -> list[ListenerPlayout]:
+        """What each listener last reported about its playout, sorted by listener id."""
+    @property
+    def path(self) -> str:
+        """The broadcast path."""
     @property
     def generation(self) -> int: ...
     @property
@@ -120,6 +135,20 @@ class AudioProducer:
     def lead_ms(self) -> float: ...
     @property
     def closed(self) -> bool: ...
+
+class ListenerPlayout:
+    """What one listener last reported about its playout."""
+
+    listener: str
+    generation: int
+    #: ms into ``generation`` it had rendered at its last report.
+    position_ms: float
+    playing: bool
+    #: ms since that report arrived.
+    age_ms: float
+
+class PendingWriteHandle:
+    """Internal: the rest of a write waiting for room."""
 
 class DataWriter:
     """Writes messages to a track, one group each."""
@@ -169,40 +198,75 @@ class AudioConsumer:
     def channels(self) -> int: ...
     @property
     def end_reason(self) -> Optional[str]:
-        """None while live, else "finished", "cancelled" or "failed: <why>"."""
-    def close(self) -> None: ...
+        """None while live, else "finished", "cancelled" or "failed: <why>". Readable while
+        another task iterates."""
+    def close(self) -> None:
+        """Unsubscribe; an iteration in progress in another task ends too."""
 
-class Segment(TypedDict):
+class Segment:
+    """A stretch of the render clock with one kind of content."""
+
+    #: First sample frame of the stretch on the render clock (= index in the WAV file).
     start: int
     frames: int
+    #: Generation rendered, None for silence.
     generation: Optional[int]
+    #: Media timestamp (µs) of the first sample, for audio.
     ts_us: int
+    #: Whether this is the fade-out of a flushed generation.
     fade: bool
 
-class Arrival(TypedDict):
+class Arrival:
+    """When the first frame of a generation reached the player."""
+
     generation: int
+    #: Render clock (sample frames) when it arrived.
     at_frame: int
 
-class PlayerStats(TypedDict):
+class JitterStats:
+    """Jitter buffer counters."""
+
     stale_frames: int
     late_frames: int
     flushed_frames: int
     underruns: int
     skipped_frames: int
 
-class PlayerReport(TypedDict):
-    sample_rate: int
-    channels: int
-    rendered_frames: int
-    rendered_ms: float
-    position: Optional[tuple[int, int]]
-    stopped: bool
-    end: Optional[str]
-    stats: PlayerStats
-    #: Everything rendered as stretches of the render clock (= WAV sample index).
-    segments: list[Segment]
-    #: Render clock frame at which the first frame of each generation arrived.
-    arrivals: list[Arrival]
+class PlayerReport:
+    """What a Player has rendered so far."""
+
+    @property
+    def sample_rate(self) -> int: ...
+    @property
+    def channels(self) -> int: ...
+    @property
+    def rendered_frames(self) -> int:
+        """Sample frames rendered (the length of the WAV file)."""
+    @property
+    def rendered_ms(self) -> float: ...
+    @property
+    def segments(self) -> list[Segment]:
+        """Everything rendered as stretches of the render clock (= WAV sample index)."""
+    @property
+    def arrivals(self) -> list[Arrival]:
+        """Render clock frame at which the first frame of each generation arrived."""
+    @property
+    def stats(self) -> JitterStats: ...
+    @property
+    def position(self) -> Optional[tuple[int, int]]:
+        """(generation, media timestamp µs) just past the last sample rendered."""
+    @property
+    def end(self) -> Optional[str]:
+        """How the track ended ("finished", "cancelled", "failed: <why>"), None while live."""
+    @property
+    def stopped(self) -> bool: ...
+    def frames_of(self, generation: Optional[int] = None, *, after: int = 0, fade: Optional[bool] = None) -> int:
+        """Render-clock frames of ``generation`` (None: any audio) at or after render frame
+        ``after``; ``fade``: only the fade-out (True), only unfaded audio (False), or both."""
+    def ms_of(self, generation: Optional[int] = None, *, after: int = 0, fade: Optional[bool] = None) -> float:
+        """``frames_of(...)`` in ms."""
+    def arrival_of(self, generation: int) -> Optional[int]:
+        """Render frame at which the first frame of ``generation`` (or newer) arrived."""
 
 class Player:
     """Real-time playout through a generation-aware jitter buffer, with playout feedback."""
@@ -213,6 +277,8 @@ class Player:
         """Wait until the track ended and everything buffered was rendered."""
     def wait_rendered(self, ms: float, generation: Optional[int] = None) -> Awaitable[PlayerReport]:
         """Wait until ``ms`` of audio (of ``generation``, if given) has been rendered."""
+    def wait_generation(self, generation: int) -> Awaitable[PlayerReport]:
+        """Wait until the first frame of ``generation`` (or newer) reached the player."""
     def stop(self) -> Awaitable[PlayerReport]:
         """Stop now; the WAV file is finalized."""
 
@@ -230,30 +296,34 @@ class NativeSession:
         path: str,
         sample_rate: int,
         channels: int = 1,
-        frame_ms: int = 20,
+        frame_ms: Optional[int] = None,
         bitrate: Optional[int] = None,
-        lead_ms: float = 60.0,
-        capacity_ms: float = 30000.0,
-        group_frames: int = 5,
-        mark_timeout_ms: float = 5000.0,
+        lead_ms: Optional[float] = None,
+        capacity_ms: Optional[float] = None,
+        group_frames: Optional[int] = None,
+        mark_timeout_ms: Optional[float] = None,
     ) -> AudioProducer: ...
     def subscribe_audio(
-        self, path: str, sample_rate: Optional[int] = None, timeout: float = 10.0
+        self, path: str, sample_rate: Optional[int] = None, timeout: Optional[float] = None
     ) -> Awaitable[AudioConsumer]: ...
     def play_audio(
         self,
         path: str,
         wav_path: Optional[str | PathLike[str]] = None,
         sample_rate: Optional[int] = None,
-        target_ms: float = 40.0,
-        fade_ms: float = 5.0,
-        timeout: float = 10.0,
+        target_ms: Optional[float] = None,
+        fade_ms: Optional[float] = None,
+        timeout: Optional[float] = None,
         listener_id: Optional[str] = None,
     ) -> Awaitable[Player]: ...
-    def subscribe_data(self, path: str, name: str, timeout: float = 10.0) -> Awaitable[DataReader]: ...
+    def subscribe_data(self, path: str, name: str, timeout: Optional[float] = None) -> Awaitable[DataReader]: ...
     def publish_data(self, path: str, names: list[str]) -> DataBroadcast: ...
     def close(self) -> None: ...
     def closed(self) -> Awaitable[None]: ...
 
 def serve(addr: str, static_dir: Optional[str | PathLike[str]] = None, websocket: bool = True) -> Awaitable[NativeServer]: ...
-def connect(url: str, fingerprint: Optional[str] = None, timeout: float = 10.0) -> Awaitable[NativeSession]: ...
+def connect(
+    url: str, fingerprint: Optional[str] = None, timeout: Optional[float] = None, token: Optional[str] = None
+) -> Awaitable[NativeSession]: ...
+def _shutdown() -> None:
+    """Registered with atexit: end pending awaitables while Python can still take their results."""

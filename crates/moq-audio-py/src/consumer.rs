@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use numpy::{PyArray1, PyArrayMethods};
 use pyo3::prelude::*;
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, Notify};
 
 use crate::errors::to_py;
 use crate::runtime::py_future;
@@ -12,8 +12,12 @@ use crate::runtime::py_future;
 /// Decoded audio frames of a broadcast: `async for frame in consumer`.
 #[pyclass(module = "moq_audio._native", frozen)]
 pub struct AudioConsumer {
-    /// Taken by `Session.play_audio` when a Player takes the consumer over.
+    /// `None` once closed.
     pub inner: Arc<Mutex<Option<moq_audio::AudioConsumer>>>,
+    /// Readable while another task holds `inner` across `next().await`.
+    end: moq_audio::listen::EndWatch,
+    /// Wakes an iteration in progress when `close()` is called.
+    closed: Arc<Notify>,
     pub sample_rate: u32,
     pub channels: u32,
 }
@@ -23,6 +27,8 @@ impl AudioConsumer {
         Self {
             sample_rate: inner.sample_rate(),
             channels: inner.channels(),
+            end: inner.end_watch(),
+            closed: Arc::new(Notify::new()),
             inner: Arc::new(Mutex::new(Some(inner))),
         }
     }
@@ -36,14 +42,27 @@ impl AudioConsumer {
 
     fn __anext__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let inner = self.inner.clone();
+        let closed = self.closed.clone();
         py_future(py, async move {
+            let closing = closed.notified();
+            tokio::pin!(closing);
+            closing.as_mut().enable();
             let mut guard = inner.lock().await;
             let Some(consumer) = guard.as_mut() else {
                 return Err(pyo3::exceptions::PyStopAsyncIteration::new_err(()));
             };
-            match consumer.next().await.map_err(to_py)? {
-                Some(frame) => Ok(AudioFrame { inner: frame }),
-                None => Err(pyo3::exceptions::PyStopAsyncIteration::new_err(())),
+            let next = tokio::select! {
+                next = consumer.next() => Some(next.map_err(to_py)?),
+                _ = closing => None,
+            };
+            match next {
+                Some(Some(frame)) => Ok(AudioFrame { inner: frame }),
+                Some(None) => Err(pyo3::exceptions::PyStopAsyncIteration::new_err(())),
+                None => {
+                    // close() was called meanwhile: drop the consumer (unsubscribes).
+                    guard.take();
+                    Err(pyo3::exceptions::PyStopAsyncIteration::new_err(()))
+                }
             }
         })
     }
@@ -61,16 +80,30 @@ impl AudioConsumer {
     }
 
     /// How the track ended: None while live, else "finished", "cancelled" or "failed: <why>".
+    /// Readable while another task iterates.
     #[getter]
     fn end_reason(&self) -> Option<String> {
-        let guard = self.inner.try_lock().ok()?;
-        Some(guard.as_ref()?.end_reason()?.to_string())
+        self.end.get().map(|e| e.to_string())
     }
 
-    /// Stop consuming (unsubscribes). Iteration ends.
+    /// Stop consuming (unsubscribes). An iteration in progress in another task ends
+    /// (StopAsyncIteration), and so do later ones.
     fn close(&self) {
-        if let Ok(mut guard) = self.inner.try_lock() {
-            guard.take();
+        self.closed.notify_waiters();
+        let inner = self.inner.clone();
+        // Without the lock (another task iterates) the iterating task drops it on wake-up;
+        // dropping the consumer unsubscribes.
+        let dropped = match inner.try_lock() {
+            Ok(mut guard) => {
+                guard.take();
+                true
+            }
+            Err(_) => false,
+        };
+        if !dropped {
+            crate::runtime::runtime().spawn(async move {
+                inner.lock().await.take();
+            });
         }
     }
 }

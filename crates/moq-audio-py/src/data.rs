@@ -25,7 +25,7 @@ fn payload(obj: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
 /// Writes messages (str or bytes) to a track, one group each.
 #[pyclass(module = "moq_audio._native", frozen)]
 pub struct DataWriter {
-    pub inner: moq_audio::data::DataWriter,
+    pub inner: moq_audio::net::DataWriter,
 }
 
 #[pymethods]
@@ -44,7 +44,7 @@ impl DataWriter {
 /// Messages of a track as bytes: `async for message in reader`.
 #[pyclass(module = "moq_audio._native", frozen)]
 pub struct DataReader {
-    pub inner: Arc<Mutex<moq_audio::data::DataReader>>,
+    pub inner: Arc<Mutex<moq_audio::net::DataReader>>,
 }
 
 #[pymethods]

@@ -26,6 +26,12 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<consumer::AudioConsumer>()?;
     m.add_class::<consumer::AudioFrame>()?;
     m.add_class::<player::Player>()?;
+    m.add_class::<player::PlayerReport>()?;
+    m.add_class::<player::Segment>()?;
+    m.add_class::<player::Arrival>()?;
+    m.add_class::<player::JitterStats>()?;
+    m.add_class::<producer::PendingWriteHandle>()?;
+    m.add_class::<producer::ListenerPlayout>()?;
     m.add_class::<data::DataWriter>()?;
     m.add_class::<data::DataReader>()?;
     m.add_class::<data::DataBroadcast>()?;
@@ -35,6 +41,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(session::connect, m)?)?;
     m.add_function(wrap_pyfunction!(runtime::_shutdown, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
-    m.add("GENERATION_SHIFT", moq_audio::generation::GENERATION_SHIFT)?;
+    m.add("WIRE_VERSION", moq_audio::wire::catalog::WIRE_VERSION)?;
     Ok(())
 }

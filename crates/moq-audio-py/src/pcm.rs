@@ -67,7 +67,7 @@ pub fn extract(obj: &Bound<'_, PyAny>, channels: u32) -> PyResult<OwnedPcm> {
 }
 
 fn bytes(data: &[u8]) -> PyResult<OwnedPcm> {
-    moq_audio::pcm::s16le_to_i16(data)
+    moq_audio::codec::pcm::s16le_to_i16(data)
         .map(OwnedPcm::I16)
         .map_err(crate::errors::to_py)
 }

@@ -1,9 +1,8 @@
-//! `Player` for Python.
+//! `Player` and its report classes for Python.
 
 use std::sync::Arc;
 
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList};
 use tokio::sync::Mutex;
 
 use crate::runtime::awaitable;
@@ -13,53 +12,16 @@ use crate::runtime::awaitable;
 pub struct Player {
     pub inner: Arc<Mutex<moq_audio::Player>>,
     pub handle: moq_audio::PlayerHandle,
+    /// The id this listener reports playout under (`<broadcast>/listeners/<id>`).
     #[pyo3(get)]
     pub listener_id: String,
 }
 
-fn report_dict<'py>(py: Python<'py>, r: &moq_audio::PlayerReport) -> PyResult<Bound<'py, PyDict>> {
-    let d = PyDict::new(py);
-    d.set_item("sample_rate", r.sample_rate)?;
-    d.set_item("channels", r.channels)?;
-    d.set_item("rendered_frames", r.rendered_frames)?;
-    d.set_item("rendered_ms", r.rendered_frames as f64 * 1000.0 / r.sample_rate.max(1) as f64)?;
-    d.set_item("position", r.position)?;
-    d.set_item("stopped", r.stopped)?;
-    d.set_item("end", r.end.as_ref().map(ToString::to_string))?;
-    let stats = PyDict::new(py);
-    stats.set_item("stale_frames", r.stats.stale_frames)?;
-    stats.set_item("late_frames", r.stats.late_frames)?;
-    stats.set_item("flushed_frames", r.stats.flushed_frames)?;
-    stats.set_item("underruns", r.stats.underruns)?;
-    stats.set_item("skipped_frames", r.stats.skipped_frames)?;
-    d.set_item("stats", stats)?;
-    let segments = PyList::empty(py);
-    for s in &r.segments {
-        let seg = PyDict::new(py);
-        seg.set_item("start", s.start)?;
-        seg.set_item("frames", s.frames)?;
-        seg.set_item("generation", s.generation)?;
-        seg.set_item("ts_us", s.ts_us)?;
-        seg.set_item("fade", s.fade)?;
-        segments.append(seg)?;
-    }
-    d.set_item("segments", segments)?;
-    let arrivals = PyList::empty(py);
-    for a in &r.arrivals {
-        let item = PyDict::new(py);
-        item.set_item("generation", a.generation)?;
-        item.set_item("at_frame", a.at_frame)?;
-        arrivals.append(item)?;
-    }
-    d.set_item("arrivals", arrivals)?;
-    Ok(d)
-}
-
 #[pymethods]
 impl Player {
-    /// What has been rendered so far (a dict; see the stub for its keys).
-    fn report<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        report_dict(py, &self.handle.report())
+    /// What has been rendered so far.
+    fn report(&self) -> PlayerReport {
+        PlayerReport::from(self.handle.report())
     }
 
     /// Awaitable: wait until the track ended and everything buffered was rendered; returns the
@@ -69,7 +31,7 @@ impl Player {
         let handle = self.handle.clone();
         awaitable(py, async move {
             inner.lock().await.wait().await?;
-            Ok(ReportOut(handle.report()))
+            Ok(PlayerReport::from(handle.report()))
         })
     }
 
@@ -79,19 +41,18 @@ impl Player {
     fn wait_rendered<'py>(&self, py: Python<'py>, ms: f64, generation: Option<u64>) -> PyResult<Bound<'py, PyAny>> {
         let handle = self.handle.clone();
         awaitable(py, async move {
-            let report = handle
-                .wait_until(|r| {
-                    let frames: u64 = r
-                        .segments
-                        .iter()
-                        .filter(|s| s.generation.is_some() && !s.fade)
-                        .filter(|s| generation.is_none() || s.generation == generation)
-                        .map(|s| s.frames)
-                        .sum();
-                    frames as f64 * 1000.0 / r.sample_rate.max(1) as f64 >= ms
-                })
-                .await;
-            Ok(ReportOut(report))
+            let report = handle.wait_until(|r| r.ms_of(generation, 0, Some(false)) >= ms).await;
+            Ok(PlayerReport::from(report))
+        })
+    }
+
+    /// Awaitable: wait until the first frame of `generation` (or a newer one) reached the
+    /// player, or it stopped; returns the report.
+    fn wait_generation<'py>(&self, py: Python<'py>, generation: u64) -> PyResult<Bound<'py, PyAny>> {
+        let handle = self.handle.clone();
+        awaitable(py, async move {
+            let report = handle.wait_until(|r| r.arrival_of(generation).is_some()).await;
+            Ok(PlayerReport::from(report))
         })
     }
 
@@ -102,20 +63,204 @@ impl Player {
         let handle = self.handle.clone();
         awaitable(py, async move {
             inner.lock().await.stop().await?;
-            Ok(ReportOut(handle.report()))
+            Ok(PlayerReport::from(handle.report()))
         })
     }
 }
 
-/// A report crossing back into Python as a dict.
-pub struct ReportOut(moq_audio::PlayerReport);
+/// A stretch of the render clock with one kind of content.
+#[pyclass(module = "moq_audio._native", frozen, get_all)]
+#[derive(Clone)]
+pub struct Segment {
+    /// First sample frame of the stretch on the render clock (= index in the WAV file).
+    pub start: u64,
+    /// Sample frames in the stretch.
+    pub frames: u64,
+    /// Generation rendered, None for silence.
+    pub generation: Option<u64>,
+    /// Media timestamp (µs) of the first sample, for audio.
+    pub ts_us: u64,
+    /// Whether this is the fade-out of a flushed generation.
+    pub fade: bool,
+}
 
-impl<'py> IntoPyObject<'py> for ReportOut {
-    type Target = PyDict;
-    type Output = Bound<'py, PyDict>;
-    type Error = PyErr;
+#[pymethods]
+impl Segment {
+    fn __repr__(&self) -> String {
+        format!(
+            "Segment(start={}, frames={}, generation={:?}, fade={})",
+            self.start, self.frames, self.generation, self.fade
+        )
+    }
+}
 
-    fn into_pyobject(self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        report_dict(py, &self.0)
+/// When the first frame of a generation reached the player.
+#[pyclass(module = "moq_audio._native", frozen, get_all)]
+#[derive(Clone)]
+pub struct Arrival {
+    /// The generation.
+    pub generation: u64,
+    /// Render clock (sample frames) when it arrived.
+    pub at_frame: u64,
+}
+
+#[pymethods]
+impl Arrival {
+    fn __repr__(&self) -> String {
+        format!("Arrival(generation={}, at_frame={})", self.generation, self.at_frame)
+    }
+}
+
+/// Jitter buffer counters.
+#[pyclass(module = "moq_audio._native", frozen, get_all)]
+#[derive(Clone)]
+pub struct JitterStats {
+    /// Frames dropped because their generation was older than the one playing.
+    pub stale_frames: u64,
+    /// Frames dropped because they arrived after their time.
+    pub late_frames: u64,
+    /// Sample frames of old audio dropped at flushes (not counting the fade).
+    pub flushed_frames: u64,
+    /// Times playout ran dry.
+    pub underruns: u64,
+    /// Sample frames skipped to bring an overfull buffer back to the target.
+    pub skipped_frames: u64,
+}
+
+#[pymethods]
+impl JitterStats {
+    fn __repr__(&self) -> String {
+        format!(
+            "JitterStats(underruns={}, late_frames={}, stale_frames={}, flushed_frames={}, skipped_frames={})",
+            self.underruns, self.late_frames, self.stale_frames, self.flushed_frames, self.skipped_frames
+        )
+    }
+}
+
+/// What a Player has rendered so far.
+#[pyclass(module = "moq_audio._native", frozen)]
+pub struct PlayerReport {
+    inner: moq_audio::PlayerReport,
+}
+
+impl From<moq_audio::PlayerReport> for PlayerReport {
+    fn from(inner: moq_audio::PlayerReport) -> Self {
+        Self { inner }
+    }
+}
+
+#[pymethods]
+impl PlayerReport {
+    /// Sample rate of the render clock in Hz.
+    #[getter]
+    fn sample_rate(&self) -> u32 {
+        self.inner.sample_rate
+    }
+
+    /// Channels rendered.
+    #[getter]
+    fn channels(&self) -> u32 {
+        self.inner.channels
+    }
+
+    /// Sample frames rendered (the length of the WAV file).
+    #[getter]
+    fn rendered_frames(&self) -> u64 {
+        self.inner.rendered_frames
+    }
+
+    /// ms rendered (the length of the WAV file).
+    #[getter]
+    fn rendered_ms(&self) -> f64 {
+        self.inner.rendered_ms()
+    }
+
+    /// Everything rendered, as stretches of one kind.
+    #[getter]
+    fn segments(&self) -> Vec<Segment> {
+        self.inner
+            .segments
+            .iter()
+            .map(|s| Segment {
+                start: s.start,
+                frames: s.frames,
+                generation: s.generation,
+                ts_us: s.ts_us,
+                fade: s.fade,
+            })
+            .collect()
+    }
+
+    /// The first arrival of each generation.
+    #[getter]
+    fn arrivals(&self) -> Vec<Arrival> {
+        self.inner
+            .arrivals
+            .iter()
+            .map(|a| Arrival {
+                generation: a.generation,
+                at_frame: a.at_frame,
+            })
+            .collect()
+    }
+
+    /// Jitter buffer counters.
+    #[getter]
+    fn stats(&self) -> JitterStats {
+        let s = &self.inner.stats;
+        JitterStats {
+            stale_frames: s.stale_frames,
+            late_frames: s.late_frames,
+            flushed_frames: s.flushed_frames,
+            underruns: s.underruns,
+            skipped_frames: s.skipped_frames,
+        }
+    }
+
+    /// (generation, media timestamp µs) just past the last sample rendered, or None.
+    #[getter]
+    fn position(&self) -> Option<(u64, u64)> {
+        self.inner.position
+    }
+
+    /// How the track ended ("finished", "cancelled", "failed: <why>"), or None while live.
+    #[getter]
+    fn end(&self) -> Option<String> {
+        self.inner.end.as_ref().map(ToString::to_string)
+    }
+
+    /// Whether the player has stopped.
+    #[getter]
+    fn stopped(&self) -> bool {
+        self.inner.stopped
+    }
+
+    /// Render-clock sample frames of `generation` (None: any audio, not silence) at or after
+    /// render frame `after`; `fade`: only the fade-out (True), only what was not faded (False),
+    /// or both (None).
+    #[pyo3(signature = (generation=None, *, after=0, fade=None))]
+    fn frames_of(&self, generation: Option<u64>, after: u64, fade: Option<bool>) -> u64 {
+        self.inner.frames_of(generation, after, fade)
+    }
+
+    /// `frames_of(...)` in ms.
+    #[pyo3(signature = (generation=None, *, after=0, fade=None))]
+    fn ms_of(&self, generation: Option<u64>, after: u64, fade: Option<bool>) -> f64 {
+        self.inner.ms_of(generation, after, fade)
+    }
+
+    /// Render frame at which the first frame of `generation` (or a newer one) arrived, or None.
+    fn arrival_of(&self, generation: u64) -> Option<u64> {
+        self.inner.arrival_of(generation)
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "PlayerReport(rendered_ms={:.0}, generations={:?}, underruns={}, end={:?})",
+            self.inner.rendered_ms(),
+            self.inner.arrivals.iter().map(|a| a.generation).collect::<Vec<_>>(),
+            self.inner.stats.underruns,
+            self.inner.end.as_ref().map(ToString::to_string)
+        )
     }
 }

@@ -11,12 +11,33 @@ use crate::errors::to_py;
 use crate::runtime::{awaitable, detach, py_future, runtime};
 use crate::pcm::extract;
 
-/// An asyncio future of the running loop, already resolved to `value`.
-fn completed_future(py: Python<'_>, value: bool) -> PyResult<Bound<'_, PyAny>> {
-    let event_loop = py.import("asyncio")?.call_method0("get_running_loop")?;
-    let future = event_loop.call_method0("create_future")?;
-    future.call_method1("set_result", (value,))?;
-    Ok(future)
+/// The rest of a write that did not fit at the call, waiting in a coroutine.
+#[pyclass(module = "moq_audio._native", frozen)]
+pub struct PendingWriteHandle(std::sync::Mutex<Option<(moq_audio::AudioBroadcast, moq_audio::publish::PendingWrite)>>);
+
+/// A coroutine that returns `queued` at once (the write fit).
+#[pyfunction]
+async fn written(queued: bool) -> bool {
+    queued
+}
+
+fn written_coroutine(py: Python<'_>, queued: bool) -> PyResult<Bound<'_, PyAny>> {
+    static WRITTEN: pyo3::sync::PyOnceLock<Py<PyAny>> = pyo3::sync::PyOnceLock::new();
+    let f = WRITTEN.get_or_try_init(py, || wrap_pyfunction!(written, py).map(|f| f.into_any().unbind()))?;
+    f.bind(py).call1((queued,))
+}
+
+/// A coroutine that queues the rest of a write as room frees up, on the shared runtime.
+#[pyfunction]
+async fn write_rest(rest: Py<PendingWriteHandle>) -> PyResult<bool> {
+    let taken = rest.get().0.lock().unwrap_or_else(|e| e.into_inner()).take();
+    let Some((producer, pending)) = taken else {
+        return Err(pyo3::exceptions::PyRuntimeError::new_err("this write was already awaited"));
+    };
+    crate::runtime::spawn(async move {
+        Ok(producer.write_prepared(pending).await? == moq_audio::WriteOutcome::Queued)
+    })
+    .await
 }
 
 fn ms(d: Duration) -> f64 {
@@ -26,31 +47,30 @@ fn ms(d: Duration) -> f64 {
 /// Publishes PCM as paced Opus on a MoQ track; `flush()` drops everything not yet heard.
 #[pyclass(module = "moq_audio._native", frozen)]
 pub struct AudioProducer {
-    pub inner: moq_audio::AudioProducer,
+    pub inner: moq_audio::AudioBroadcast,
 }
 
 #[pymethods]
 impl AudioProducer {
-    /// Queue `pcm`, waiting (without blocking the event loop) while the queue is full.
-    /// Returns an awaitable of `True` when all of it was queued, `False` when a flush dropped
-    /// (part of) it meanwhile.
-    fn write<'py>(&self, py: Python<'py>, pcm: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        let pending = self.prepare(py, pcm)?;
-        let inner = self.inner.clone();
-        // Fast path: the queue has room, so the write is done now. A completed asyncio future
-        // costs a few µs; a trip through the tokio runtime and back costs ~100 µs.
-        let pending = match inner.try_write(pending).map_err(to_py)? {
-            Ok(outcome) => {
-                if let Ok(done) = completed_future(py, outcome == moq_audio::WriteOutcome::Queued) {
-                    return Ok(done);
-                }
-                return awaitable(py, async move { Ok(outcome == moq_audio::WriteOutcome::Queued) });
+    /// Queue `pcm`; returns a coroutine of `True` when all of it was queued, `False` when a
+    /// flush dropped (part of) it meanwhile. Validation (ValueError) and the write position
+    /// (what `mark()` pins) are decided at the call, not at the first await; the coroutine only
+    /// waits (without blocking the event loop) while the queue is full. A coroutine, so
+    /// `asyncio.create_task(producer.write(pcm))` works.
+    fn write<'py>(slf: &Bound<'py, Self>, pcm: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        let this = slf.get();
+        let pending = this.prepare(py, pcm)?;
+        match this.inner.try_write(pending).map_err(to_py)? {
+            Ok(outcome) => written_coroutine(py, outcome == moq_audio::WriteOutcome::Queued),
+            Err(pending) => {
+                let rest = Py::new(
+                    py,
+                    PendingWriteHandle(std::sync::Mutex::new(Some((this.inner.clone(), pending)))),
+                )?;
+                wrap_pyfunction!(write_rest, py)?.call1((rest,))
             }
-            Err(pending) => pending,
-        };
-        awaitable(py, async move {
-            Ok(inner.write_prepared(pending).await? == moq_audio::WriteOutcome::Queued)
-        })
+        }
     }
 
     /// Like `write` but blocking the calling thread (the GIL is released while it waits).
@@ -64,9 +84,10 @@ impl AudioProducer {
 
     /// Drop everything not yet played and start a new generation. Instant; any thread.
     fn flush(&self, py: Python<'_>) -> FlushReport {
-        let inner = self.inner.clone();
-        let report = py.detach(move || inner.flush());
-        FlushReport::from(report)
+        // A lock and a few counters: releasing and re-taking the GIL would cost more than the
+        // work (and add the wait for the GIL to come back while another thread writes).
+        let _ = py;
+        FlushReport::from(self.inner.flush())
     }
 
     /// Pin `id` to the current write position.
@@ -112,8 +133,29 @@ impl AudioProducer {
 
     /// Drop everything and end the track with an error code.
     fn cancel(&self, py: Python<'_>) {
-        let inner = self.inner.clone();
-        py.detach(move || inner.cancel());
+        let _ = py;
+        self.inner.cancel();
+    }
+
+    /// What each listener last reported about its playout, sorted by listener id.
+    fn listeners(&self) -> Vec<ListenerPlayout> {
+        self.inner
+            .listeners()
+            .into_iter()
+            .map(|l| ListenerPlayout {
+                listener: l.listener,
+                generation: l.generation,
+                position_ms: ms(l.position),
+                playing: l.playing,
+                age_ms: ms(l.age),
+            })
+            .collect()
+    }
+
+    /// The broadcast path.
+    #[getter]
+    fn path(&self) -> String {
+        self.inner.path().to_string()
     }
 
     /// Current generation (0 at start, +1 per flush).
@@ -178,7 +220,7 @@ impl AudioProducer {
 }
 
 impl AudioProducer {
-    fn prepare(&self, py: Python<'_>, pcm: &Bound<'_, PyAny>) -> PyResult<moq_audio::producer::PendingWrite> {
+    fn prepare(&self, py: Python<'_>, pcm: &Bound<'_, PyAny>) -> PyResult<moq_audio::publish::PendingWrite> {
         let owned = extract(pcm, self.inner.options().channels)?;
         let inner = self.inner.clone();
         detach(py, move || inner.prepare(owned.as_pcm()))
@@ -235,6 +277,31 @@ impl FlushReport {
             self.sent_ms,
             self.heard_ms,
             if self.heard_estimated { " (estimated)" } else { "" }
+        )
+    }
+}
+
+/// What one listener last reported about its playout.
+#[pyclass(module = "moq_audio._native", frozen, get_all)]
+pub struct ListenerPlayout {
+    /// The listener id.
+    pub listener: String,
+    /// The generation it is rendering.
+    pub generation: u64,
+    /// ms into that generation it had rendered at its last report.
+    pub position_ms: f64,
+    /// Whether it was rendering at that report.
+    pub playing: bool,
+    /// ms since that report arrived.
+    pub age_ms: f64,
+}
+
+#[pymethods]
+impl ListenerPlayout {
+    fn __repr__(&self) -> String {
+        format!(
+            "ListenerPlayout(listener={:?}, generation={}, position_ms={:.0}, playing={})",
+            self.listener, self.generation, self.position_ms, self.playing
         )
     }
 }

@@ -61,6 +61,29 @@ where
     })
 }
 
+/// Run a core future on the shared runtime and wait for it from an `async fn` coroutine (the
+/// coroutine is polled by the asyncio loop; the work stays on tokio). Counted like
+/// [`py_future`], so it ends at interpreter exit.
+pub async fn spawn<T, F>(fut: F) -> PyResult<T>
+where
+    F: Future<Output = moq_audio::Result<T>> + Send + 'static,
+    T: Send + 'static,
+{
+    if SHUTTING_DOWN.load(Ordering::SeqCst) {
+        return Err(MoqAudioError::new_err("the interpreter is shutting down"));
+    }
+    let guard = InFlight::new();
+    let task = runtime().spawn(async move {
+        let _guard = guard;
+        tokio::select! {
+            res = fut => res.map_err(to_py),
+            _ = SHUTDOWN.notified() => Err(MoqAudioError::new_err("the interpreter is shutting down")),
+        }
+    });
+    task.await
+        .map_err(|e| MoqAudioError::new_err(format!("the write task failed: {e}")))?
+}
+
 /// [`py_future`] for a core future, mapping its error.
 pub fn awaitable<'py, T, F>(py: Python<'py>, fut: F) -> PyResult<Bound<'py, PyAny>>
 where

@@ -81,22 +81,30 @@ pub struct NativeSession {
 
 /// Awaitable of a `NativeSession` connected to `url`.
 #[pyfunction]
-#[pyo3(signature = (url, fingerprint=None, timeout=10.0))]
+#[pyo3(signature = (url, fingerprint=None, timeout=None, token=None))]
 pub fn connect<'py>(
     py: Python<'py>,
     url: &str,
     fingerprint: Option<String>,
-    timeout: f64,
+    timeout: Option<f64>,
+    token: Option<String>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let parsed = url::Url::parse(url).map_err(|e| PyValueError::new_err(format!("bad URL {url:?}: {e}")))?;
-    if timeout.is_nan() || timeout <= 0.0 {
-        return Err(PyValueError::new_err(format!("timeout must be > 0 s, got {timeout}")));
+    let shown = |u: &str| moq_audio::net::session::redact(u, token.as_deref());
+    let parsed = url::Url::parse(url).map_err(|e| PyValueError::new_err(format!("bad URL {:?}: {e}", shown(url))))?;
+    let mut options = moq_audio::ConnectOptions::default();
+    if let Some(timeout) = timeout {
+        if !timeout.is_finite() || timeout <= 0.0 {
+            return Err(PyValueError::new_err(format!("timeout must be > 0 s, got {timeout}")));
+        }
+        options = options.with_timeout(Duration::from_secs_f64(timeout));
     }
-    let mut options = moq_audio::ConnectOptions::default().with_timeout(Duration::from_secs_f64(timeout));
     if let Some(fp) = fingerprint {
         options = options.with_fingerprint(fp);
     }
-    let url = url.to_string();
+    if let Some(token) = token {
+        options = options.with_token(token);
+    }
+    let url = moq_audio::net::session::display_url(&parsed);
     awaitable(py, async move {
         let inner = moq_audio::Session::connect(&parsed, options).await?;
         Ok(NativeSession { inner, url })
@@ -110,31 +118,49 @@ fn duration_ms(name: &str, ms: f64) -> PyResult<Duration> {
     Ok(Duration::from_secs_f64(ms / 1000.0))
 }
 
+/// A non-negative integer argument as u32, or ValueError naming it (never OverflowError).
+fn uint(name: &str, value: i64) -> PyResult<u32> {
+    u32::try_from(value).map_err(|_| PyValueError::new_err(format!("{name} must be a whole number >= 0, got {value}")))
+}
+
 #[pymethods]
 impl NativeSession {
-    /// Publish an audio broadcast at `path`; see the stub for the arguments.
-    #[pyo3(signature = (path, sample_rate, channels=1, frame_ms=20, bitrate=None, lead_ms=60.0, capacity_ms=30000.0, group_frames=5, mark_timeout_ms=5000.0))]
+    /// Publish an audio broadcast at `path`; see the stub for the arguments. `None` means the
+    /// Rust default (`ProducerOptions::default()`, the one place defaults live).
+    #[pyo3(signature = (path, sample_rate, channels=1, frame_ms=None, bitrate=None, lead_ms=None, capacity_ms=None, group_frames=None, mark_timeout_ms=None))]
     #[allow(clippy::too_many_arguments)]
     fn publish_audio(
         &self,
         py: Python<'_>,
         path: &str,
-        sample_rate: u32,
-        channels: u32,
-        frame_ms: u32,
-        bitrate: Option<u32>,
-        lead_ms: f64,
-        capacity_ms: f64,
-        group_frames: u32,
-        mark_timeout_ms: f64,
+        sample_rate: i64,
+        channels: i64,
+        frame_ms: Option<i64>,
+        bitrate: Option<i64>,
+        lead_ms: Option<f64>,
+        capacity_ms: Option<f64>,
+        group_frames: Option<i64>,
+        mark_timeout_ms: Option<f64>,
     ) -> PyResult<AudioProducer> {
-        let mut options = moq_audio::ProducerOptions::new(sample_rate, channels);
-        options.frame_duration = moq_audio::opus::FrameDuration::from_ms(frame_ms).map_err(to_py)?;
-        options.bitrate = bitrate;
-        options.lead = duration_ms("lead_ms", lead_ms)?;
-        options.capacity = duration_ms("capacity_ms", capacity_ms)?;
-        options.group_frames = group_frames;
-        options.mark_timeout = duration_ms("mark_timeout_ms", mark_timeout_ms)?;
+        let mut options = moq_audio::ProducerOptions::new(uint("sample_rate", sample_rate)?, uint("channels", channels)?);
+        if let Some(frame_ms) = frame_ms {
+            options.frame_duration = moq_audio::codec::opus::FrameDuration::from_ms(uint("frame_ms", frame_ms)?).map_err(to_py)?;
+        }
+        if let Some(bitrate) = bitrate {
+            options.bitrate = Some(uint("bitrate", bitrate)?);
+        }
+        if let Some(lead_ms) = lead_ms {
+            options.lead = duration_ms("lead_ms", lead_ms)?;
+        }
+        if let Some(capacity_ms) = capacity_ms {
+            options.capacity = duration_ms("capacity_ms", capacity_ms)?;
+        }
+        if let Some(group_frames) = group_frames {
+            options.group_frames = uint("group_frames", group_frames)?;
+        }
+        if let Some(mark_timeout_ms) = mark_timeout_ms {
+            options.mark_timeout = duration_ms("mark_timeout_ms", mark_timeout_ms)?;
+        }
         let session = self.inner.clone();
         let path = path.to_string();
         py.detach(move || {
@@ -146,17 +172,19 @@ impl NativeSession {
     }
 
     /// Awaitable of an `AudioConsumer` of the audio broadcast at `path`.
-    #[pyo3(signature = (path, sample_rate=None, timeout=10.0))]
+    #[pyo3(signature = (path, sample_rate=None, timeout=None))]
     fn subscribe_audio<'py>(
         &self,
         py: Python<'py>,
         path: String,
-        sample_rate: Option<u32>,
-        timeout: f64,
+        sample_rate: Option<i64>,
+        timeout: Option<f64>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let mut options = moq_audio::ConsumerOptions::default();
-        options.sample_rate = sample_rate;
-        options.timeout = duration_ms("timeout", timeout * 1000.0)?;
+        options.sample_rate = sample_rate.map(|r| uint("sample_rate", r)).transpose()?;
+        if let Some(timeout) = timeout {
+            options.timeout = duration_ms("timeout", timeout * 1000.0)?;
+        }
         let session = self.inner.clone();
         awaitable(py, async move {
             let consumer = session.subscribe_audio(&path, options).await?;
@@ -165,26 +193,32 @@ impl NativeSession {
     }
 
     /// Awaitable of a `Player` of the audio broadcast at `path`, reporting playout feedback.
-    #[pyo3(signature = (path, wav_path=None, sample_rate=None, target_ms=40.0, fade_ms=5.0, timeout=10.0, listener_id=None))]
+    #[pyo3(signature = (path, wav_path=None, sample_rate=None, target_ms=None, fade_ms=None, timeout=None, listener_id=None))]
     #[allow(clippy::too_many_arguments)]
     fn play_audio<'py>(
         &self,
         py: Python<'py>,
         path: String,
         wav_path: Option<PathBuf>,
-        sample_rate: Option<u32>,
-        target_ms: f64,
-        fade_ms: f64,
-        timeout: f64,
+        sample_rate: Option<i64>,
+        target_ms: Option<f64>,
+        fade_ms: Option<f64>,
+        timeout: Option<f64>,
         listener_id: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let mut consumer = moq_audio::ConsumerOptions::default();
-        consumer.sample_rate = sample_rate;
-        consumer.timeout = duration_ms("timeout", timeout * 1000.0)?;
+        consumer.sample_rate = sample_rate.map(|r| uint("sample_rate", r)).transpose()?;
+        if let Some(timeout) = timeout {
+            consumer.timeout = duration_ms("timeout", timeout * 1000.0)?;
+        }
         let mut player = moq_audio::PlayerOptions::default();
         player.wav_path = wav_path;
-        player.target = duration_ms("target_ms", target_ms)?;
-        player.fade = duration_ms("fade_ms", fade_ms)?;
+        if let Some(target_ms) = target_ms {
+            player.target = duration_ms("target_ms", target_ms)?;
+        }
+        if let Some(fade_ms) = fade_ms {
+            player.fade = duration_ms("fade_ms", fade_ms)?;
+        }
         let session = self.inner.clone();
         awaitable(py, async move {
             let (player, id) = session.play_audio(&path, consumer, player, listener_id).await?;
@@ -198,9 +232,9 @@ impl NativeSession {
     }
 
     /// Awaitable of a `DataReader` of track `name` in the broadcast at `path`.
-    #[pyo3(signature = (path, name, timeout=10.0))]
-    fn subscribe_data<'py>(&self, py: Python<'py>, path: String, name: String, timeout: f64) -> PyResult<Bound<'py, PyAny>> {
-        let timeout = duration_ms("timeout", timeout * 1000.0)?;
+    #[pyo3(signature = (path, name, timeout=None))]
+    fn subscribe_data<'py>(&self, py: Python<'py>, path: String, name: String, timeout: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
+        let timeout = duration_ms("timeout", timeout.unwrap_or(10.0) * 1000.0)?;
         let session = self.inner.clone();
         awaitable(py, async move {
             let reader = session.subscribe_data(&path, &name, timeout).await?;

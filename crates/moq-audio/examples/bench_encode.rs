@@ -5,8 +5,8 @@
 //! - `raw_libopus_f32`: `opus::Encoder::encode_float` (libopus `opus_encode_float`) into a reused
 //!   buffer: the floor.
 //! - `raw_libopus_i16`: `opus::Encoder::encode` (libopus `opus_encode`) on the int16 samples.
-//! - `opus_encoder`: `moq_audio::opus::Encoder::encode` (our thin wrapper, one `Vec` per packet).
-//! - `pipeline_f32`: `moq_audio::encode::EncodePipeline::push` with f32 chunks (framing into whole
+//! - `opus_encoder`: `moq_audio::codec::opus::Encoder::encode` (our thin wrapper, one `Vec` per packet).
+//! - `pipeline_f32`: `moq_audio::publish::encode::EncodePipeline::push` with f32 chunks (framing into whole
 //!   Opus frames, packets as `Bytes`).
 //! - `pipeline_i16`: what `AudioProducer::write` does per chunk before queueing: int16 →
 //!   validated f32 (`Pcm::to_f32`) and then `EncodePipeline::push`.
@@ -23,8 +23,8 @@
 
 use std::time::Instant;
 
-use moq_audio::encode::EncodePipeline;
-use moq_audio::opus::{Encoder, FrameDuration};
+use moq_audio::publish::encode::EncodePipeline;
+use moq_audio::codec::opus::{Encoder, FrameDuration};
 use moq_audio::Pcm;
 
 /// Deterministic speech-like test signal: a voiced source (harmonics of a gliding 90–260 Hz
@@ -172,7 +172,7 @@ fn main() {
     let mut rate_objs = Vec::new();
     for &rate in &args.rates {
         // Rates libopus cannot take are resampled by the pipeline; the raw baseline runs at 48 kHz.
-        let native = moq_audio::opus::OPUS_RATES.contains(&rate);
+        let native = moq_audio::codec::opus::OPUS_RATES.contains(&rate);
         let base_rate = if native { rate } else { 48_000 };
         let base_i16 = speech_like(base_rate, args.seconds);
         let base_f32: Vec<f32> = base_i16.iter().map(|&v| v as f32 / 32768.0).collect();

@@ -4,7 +4,9 @@
 //! UDP, HTTP + `/certificate.sha256` + WebSocket on TCP), publishes the broadcast `bot` with a
 //! tone whose pitch changes each generation (10 s written at once, flushed every 3 s) and a
 //! `transcript.json` track, and prints what listeners send back (playout feedback under
-//! `bot/listeners/`, the `user` broadcast's microphone audio and `control.json`).
+//! `bot/listeners/`, the `user` broadcast's microphone audio and `control.json`). Everything goes
+//! through the public API (`publish_audio`, `data_track`, `listeners`, `subscribe_audio`,
+//! `subscribe_data`).
 //!
 //! ```text
 //! cargo run -p moq-audio --example tone_server -- [ADDR] [--static DIR] [--flush-every SECS]
@@ -18,10 +20,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use moq_audio::catalog::{self, AUDIO_TRACK, CATALOG_TRACK};
-use moq_audio::feedback::{PlayoutReport, FEEDBACK_TRACK, LISTENERS_PREFIX};
-use moq_audio::{AudioProducer, ConnectOptions, Pcm, ProducerOptions, Server, ServerOptions, Session};
-use moq_net::{announce, origin};
+use moq_audio::{AudioBroadcast, ConnectOptions, ConsumerOptions, Pcm, ProducerOptions, Server, ServerOptions, Session};
 
 const RATE: u32 = 24_000;
 /// One pitch per generation, cycling.
@@ -86,23 +85,11 @@ async fn main() -> anyhow::Result<()> {
     let server = Server::bind(args.addr, ServerOptions::default().with_static_dir(&args.static_dir)).await?;
     println!("listening {} fingerprint={}", server.url(), server.fingerprint());
 
-    tokio::spawn(watch_user(server.origin()));
-
     let session = Session::connect(&server.url(), ConnectOptions::default()).await?;
-    // Published by hand rather than with `publish_audio` so the broadcast can also carry a
-    // transcript track.
-    let broadcast = session.publish_broadcast("bot")?;
-    let options = ProducerOptions::new(RATE, 1);
-    let cat = catalog::build(RATE, 1, options.bitrate, options.frame_duration.as_ms(), options.lead.as_millis() as u32);
-    let mut catalog_track = broadcast.create_track(CATALOG_TRACK, hang::Catalog::default_track_info())?;
-    let json = cat.to_json()?;
-    println!("catalog {json}");
-    catalog_track.write_frame(moq_net::Timestamp::now(), json.into_bytes())?;
-    let track = broadcast.create_track(AUDIO_TRACK, hang::container::track_info(hang::catalog::PRIORITY.audio))?;
-    let mut transcript = broadcast.create_track("transcript.json", moq_net::track::Info::default())?;
-    let producer = AudioProducer::new(track, options)?;
-    producer.attach(Box::new((broadcast, catalog_track)));
-    tokio::spawn(watch_listeners(server.origin(), producer.clone()));
+    tokio::spawn(watch_user(session.clone()));
+    let producer = session.publish_audio("bot", ProducerOptions::new(RATE, 1))?;
+    let transcript = producer.data_track("transcript.json")?;
+    tokio::spawn(watch_listeners(producer.clone()));
 
     let started = Instant::now();
     loop {
@@ -110,7 +97,7 @@ async fn main() -> anyhow::Result<()> {
         let hz = TONES_HZ[generation as usize % TONES_HZ.len()];
         let text = format!("Generation {generation}: a {hz} Hz tone, {} s of it queued at once.", args.seconds);
         let frame = serde_json::json!({ "generation": generation, "text": text }).to_string();
-        transcript.write_frame(moq_net::Timestamp::now(), frame.into_bytes())?;
+        transcript.write(frame.into_bytes())?;
         producer.write(Pcm::F32(&tone(hz, args.seconds))).await?;
         println!("generation {generation} hz={hz} t={:.3}", started.elapsed().as_secs_f64());
         if args.generations.is_some_and(|n| generation + 1 >= n) {
@@ -133,82 +120,56 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-/// Print the playout reports of every listener under `bot/listeners/` (every 20th, plus changes)
-/// and feed them to the producer, so its flush reports say how far the browser got.
-async fn watch_listeners(origin: origin::Producer, producer: AudioProducer) {
-    let consumer = origin.consume();
-    let mut announced = consumer.announced();
-    let prefix = format!("bot/{LISTENERS_PREFIX}/");
-    while let Some(update) = announced.next().await {
-        let path = update.prefix.as_str().to_string();
-        if update.kind != announce::Kind::Announced || !path.starts_with(&prefix) {
-            continue;
+/// Print what each listener reports about its playout (every 20th report, plus generation
+/// changes), as the producer's feedback collector sees it.
+async fn watch_listeners(producer: AudioBroadcast) {
+    let mut seen: std::collections::HashMap<String, (u64, Option<u64>)> = Default::default();
+    let mut tick = tokio::time::interval(Duration::from_millis(50));
+    while !producer.is_closed() {
+        tick.tick().await;
+        for l in producer.listeners() {
+            let (count, last_generation) = seen.entry(l.listener.clone()).or_default();
+            if l.age > Duration::from_millis(60) {
+                continue; // nothing new since the last look
+            }
+            *count += 1;
+            if *count % 20 == 1 || *last_generation != Some(l.generation) {
+                println!(
+                    "feedback listener={} n={count} generation={} position_ms={} playing={}",
+                    l.listener,
+                    l.generation,
+                    l.position.as_millis(),
+                    l.playing
+                );
+            }
+            *last_generation = Some(l.generation);
         }
-        let id = path[prefix.len()..].to_string();
-        println!("listener {id} announced");
-        let consumer = consumer.clone();
-        let producer = producer.clone();
-        tokio::spawn(async move {
-            let res: anyhow::Result<()> = async {
-                let broadcast = consumer.routed_broadcast(path.as_str()).await?;
-                let mut track = broadcast.track(FEEDBACK_TRACK)?.subscribe(None).await?;
-                let (mut count, mut last_generation) = (0u64, None);
-                while let Some(mut group) = track.recv_group().await? {
-                    while let Some(frame) = group.read_frame().await? {
-                        let report = PlayoutReport::decode(&id, &frame.payload)?;
-                        count += 1;
-                        if count % 20 == 1 || last_generation != Some(report.generation) {
-                            println!(
-                                "feedback listener={id} n={count} generation={} ts_us={} playing={}",
-                                report.generation, report.ts_us, report.playing
-                            );
-                        }
-                        last_generation = Some(report.generation);
-                        producer.report_playout(report);
-                    }
-                }
-                Ok(())
-            }
-            .await;
-            match res {
-                Ok(()) => println!("listener {id} gone"),
-                Err(e) => println!("listener {id} gone: {e:#}"),
-            }
-        });
     }
 }
 
 /// Print what the `user` broadcast carries: microphone frames (every 50th) and control messages.
-async fn watch_user(origin: origin::Producer) {
-    let consumer = origin.consume();
+async fn watch_user(session: Session) {
     loop {
         let res: anyhow::Result<()> = async {
-            let broadcast = consumer.routed_broadcast("user").await?;
+            let mut audio = session.subscribe_audio("user", ConsumerOptions::default()).await?;
             println!("user announced");
-            let mut control = broadcast.track("control.json")?.subscribe(None).await?;
-            let mut audio = broadcast.track(AUDIO_TRACK)?.subscribe(None).await?;
+            let mut control = session.subscribe_data("user", "control.json", Duration::from_secs(10)).await?;
             let audio_task = tokio::spawn(async move {
                 let mut frames = 0u64;
-                while let Ok(Some(mut group)) = audio.recv_group().await {
-                    let sequence = group.sequence;
-                    while let Ok(Some(frame)) = group.read_frame().await {
-                        frames += 1;
-                        if frames % 50 == 1 {
-                            let ts = hang::container::Frame::decode(frame.payload.clone())
-                                .map(|f| f.timestamp.as_micros())
-                                .unwrap_or_default();
-                            println!(
-                                "user-audio frames={frames} group={sequence} ts_us={ts} bytes={}",
-                                frame.payload.len()
-                            );
-                        }
+                while let Ok(Some(frame)) = audio.next().await {
+                    frames += 1;
+                    if frames % 50 == 1 {
+                        println!(
+                            "user-audio frames={frames} generation={} ts_us={} samples={}",
+                            frame.generation,
+                            frame.timestamp_us,
+                            frame.pcm.len()
+                        );
                     }
                 }
             });
-            while let Some(mut group) = control.recv_group().await? {
-                while let Some(frame) = group.read_frame().await? {
-                    println!("control {}", String::from_utf8_lossy(&frame.payload));
-                }
+            while let Some(message) = control.next().await? {
+                println!("control {}", String::from_utf8_lossy(&message));
             }
             audio_task.abort();
             Ok(())

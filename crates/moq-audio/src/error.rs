@@ -2,8 +2,9 @@
 
 /// Everything that can go wrong in moq-audio.
 ///
-/// Each variant's doc says what the caller can do about it.
-#[derive(Debug, thiserror::Error)]
+/// Each variant's doc says what the caller can do about it. Cloneable, so a failure of a
+/// background task (the producer's pump, a player) reaches every caller that waits on it.
+#[derive(Clone, Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The PCM or a setting passed in was invalid (wrong dtype, channel count, NaN, sample rate out
@@ -15,7 +16,8 @@ pub enum Error {
     #[error("the audio track is closed ({0})")]
     Closed(&'static str),
 
-    /// libopus rejected a setting or a packet.
+    /// libopus rejected a setting or a packet. On the publish side the producer is closed (it
+    /// cannot encode); on the listen side the packet is skipped and the consumer stays usable.
     #[error("opus: {0}")]
     Opus(String),
 
@@ -26,6 +28,16 @@ pub enum Error {
     /// Connecting, TLS, or the MoQ session failed; check the URL and that the server is running.
     #[error("connection: {0}")]
     Connection(String),
+
+    /// The server refused what the session asked for (publish or subscribe outside what its
+    /// token grants, or a bad or expired token). Fix the token or the path; retrying won't help.
+    #[error("not allowed: {0}")]
+    Forbidden(String),
+
+    /// The broadcast path is already published on this session; pick another path or close the
+    /// producer that holds it.
+    #[error("broadcast {0:?} is already published on this session")]
+    Duplicate(String),
 
     /// A MoQ transport error on a broadcast or track (e.g. the publisher went away).
     #[error("moq: {0}")]
@@ -42,7 +54,13 @@ pub enum Error {
 
     /// Local I/O (binding a socket, writing a WAV file).
     #[error("io: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::sync::Arc<std::io::Error>),
+}
+
+impl From<std::io::Error> for Error {
+    fn from(err: std::io::Error) -> Self {
+        Error::Io(std::sync::Arc::new(err))
+    }
 }
 
 impl From<hang::Error> for Error {

@@ -3,65 +3,56 @@
 //! A voice agent gets TTS audio faster than real time; when the listener talks over it
 //! (barge-in) every buffer between the TTS and the listener's ear keeps playing. This crate
 //! publishes PCM as paced Opus on a MoQ track and can drop everything not yet heard — its own
-//! queue, the unsent part of groups in flight, and (in-band, by generation) the listener's jitter
+//! queue, the unsent part of groups in flight, and (in band, by generation) the listener's jitter
 //! buffer — without closing the track. Listeners report what they actually played, so marks
 //! resolve on real playout and a flush says how far the listener got.
 //!
+//! ```no_run
+//! # async fn run() -> moq_audio::Result<()> {
+//! use moq_audio::{Pcm, ProducerOptions, Server, ServerOptions, Session, ConnectOptions};
+//! let server = Server::bind("127.0.0.1:0".parse().unwrap(), ServerOptions::default()).await?;
+//! let session = Session::connect(&server.url(), ConnectOptions::default()).await?;
+//! let bot = session.publish_audio("bot", ProducerOptions::new(24_000, 1))?;
+//! bot.write(Pcm::I16(&[0; 24_000])).await?;   // paced: only a small lead is ever on the network
+//! bot.mark("sentence-1")?;                     // resolves when a listener plays it
+//! let report = bot.flush();                    // barge-in: instant, the track stays open
+//! println!("the listener heard {} ms", report.heard.ms);
+//! # Ok(()) }
+//! ```
+//!
 //! ## Map of the crate
-//! Publish side:
-//! - [`pcm`]: PCM input validation and conversion.
-//! - [`resample`]: rubato sample-rate conversion.
-//! - [`opus`]: libopus encoder and decoder.
-//! - [`encode`]: PCM → Opus frames pipeline.
-//! - [`pacer`]: real-time pacing and timestamps.
-//! - [`generation`]: how the generation travels in the group sequence number.
-//! - [`catalog`]: the hang catalog (`catalog.json`) with the `moqAudio` section.
-//! - [`producer`]: [`AudioProducer`]: write, flush, mark, finish, cancel.
-//! - [`marks`]: marks and heard-up-to, resolved from listener feedback.
+//! The modules follow the audio, and imports only run down this list:
+//! - [`error`]: [`Error`], whose variants say what the caller can do.
+//! - [`wire`]: what goes on the wire, as pure data: the catalog, LOC audio frames with the
+//!   generation in each, the listeners' playout reports.
+//! - [`codec`]: PCM validation, libopus, rubato resampling.
+//! - [`publish`]: PCM → encode → pacer → groups → track: [`AudioProducer`] (write, flush,
+//!   mark, finish, cancel) and its marks.
+//! - [`listen`]: track → [`AudioConsumer`] (decode) → jitter buffer → [`Player`] (playout,
+//!   playout reports).
+//! - [`net`]: [`Session`] (connect, tokens) and the embedded [`Server`] (moq-relay in-process).
+//! - [`broadcast`]: the owners that tie both sides to a session: [`AudioBroadcast`]
+//!   (`Session::publish_audio`), `Session::play_audio`, the feedback collector.
 //!
-//! Listen side:
-//! - [`consumer`]: [`AudioConsumer`]: subscribe and decode, never going back in generation.
-//! - [`jitter`]: the generation-aware jitter buffer with the fade at a flush.
-//! - [`player`]: [`Player`]: real-time playout, WAV output, playout feedback.
-//! - [`feedback`]: the playout report wire format and the producer's feedback collection.
-//! - [`data`]: small message tracks beside the audio (transcript, control).
-//!
-//! Transport:
-//! - [`server`]: the embedded MoQ server (QUIC + `/certificate.sha256` over HTTP).
-//! - [`session`]: a client session: connect, publish and consume broadcasts.
-//! - [`audio_session`]: `publish_audio` / `subscribe_audio` on a session.
-//!
-//! See `DESIGN.md` and the README's "Wire format" section for what goes on the wire.
+//! `docs/architecture.md` in the repository walks through the audio path, the generation and
+//! wire format, and the feedback loop; the README's "Wire format" section is the reference.
 
 #![warn(missing_docs)]
 
-pub mod audio_session;
-pub mod catalog;
-pub mod consumer;
-pub mod data;
-pub mod encode;
+pub mod broadcast;
+pub mod codec;
 pub mod error;
-pub mod feedback;
-pub mod generation;
-pub mod jitter;
-pub mod marks;
-pub mod opus;
-pub mod pacer;
-pub mod pcm;
-pub mod player;
-pub mod producer;
-pub mod resample;
-pub mod server;
-pub mod session;
+pub mod listen;
+pub mod net;
+pub mod publish;
+pub mod wire;
 
 /// The moq-net version this crate is built on (its broadcast and track types are in our API).
 pub use moq_net;
 
-pub use consumer::{AudioConsumer, AudioFrame, ConsumerOptions, EndReason};
+pub use broadcast::AudioBroadcast;
+pub use codec::pcm::Pcm;
 pub use error::{Error, Result};
-pub use marks::{Heard, MarkEvent, MarkState};
-pub use pcm::Pcm;
-pub use player::{Player, PlayerHandle, PlayerOptions, PlayerReport};
-pub use producer::{AudioProducer, FlushReport, ProducerOptions, WriteOutcome};
-pub use server::{Server, ServerOptions};
-pub use session::{ConnectOptions, Session};
+pub use listen::{AudioConsumer, AudioFrame, ConsumerOptions, EndReason, Player, PlayerHandle, PlayerOptions, PlayerReport};
+pub use net::{ConnectOptions, Server, ServerOptions, Session};
+pub use publish::{AudioProducer, FlushReport, Heard, MarkEvent, MarkState, ProducerOptions, WriteOutcome};

@@ -101,24 +101,19 @@ async fn player_renders_at_most_the_fade_of_old_audio_after_the_new_generation_a
     producer.write(Pcm::F32(&tone(440.0, 3.0))).await.unwrap();
     // Flush once the listener has rendered 1 s of generation 0.
     player
-        .wait_until(|r| r.segments.iter().filter(|s| s.generation == Some(0)).map(|s| s.frames).sum::<u64>() >= RATE as u64)
+        .wait_until(|r| r.frames_of(Some(0), 0, None) >= RATE as u64)
         .await;
     producer.flush();
     producer.write(Pcm::F32(&tone(880.0, 1.0))).await.unwrap();
     producer.finish().await.unwrap();
     let report = tokio::time::timeout(Duration::from_secs(10), player.wait()).await.unwrap().unwrap();
 
-    let arrival = report.arrivals.iter().find(|a| a.generation == 1).expect("generation 1 arrived").at_frame;
-    let old_after: u64 = report
-        .segments
-        .iter()
-        .filter(|s| s.generation == Some(0) && s.start + s.frames > arrival)
-        .map(|s| s.start + s.frames - arrival.max(s.start))
-        .sum();
+    let arrival = report.arrival_of(1).expect("generation 1 arrived");
+    let old_after = report.frames_of(Some(0), arrival, None);
     let fade = RATE as u64 * 5 / 1000;
     let quantum = RATE as u64 * 10 / 1000;
     assert!(old_after <= fade + quantum, "{old_after} frames of old audio after the new generation arrived");
-    let new: u64 = report.segments.iter().filter(|s| s.generation == Some(1)).map(|s| s.frames).sum();
+    let new = report.frames_of(Some(1), 0, None);
     assert!(new >= RATE as u64 * 95 / 100, "only {new} frames of the new generation rendered");
     // The WAV file is the render clock.
     let reader = hound::WavReader::open(&wav).unwrap();

@@ -1,7 +1,7 @@
 //! PCM input: validation and conversion to interleaved `f32`.
 //!
 //! Everything a caller hands to [`crate::AudioProducer::write`] passes through here first, so a
-//! bad buffer is rejected before anything is queued (invariant 7 in DESIGN.md).
+//! bad buffer is rejected before anything is queued (invariant 7 in docs/architecture.md).
 
 use crate::{Error, Result};
 

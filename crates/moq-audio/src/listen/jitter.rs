@@ -1,12 +1,14 @@
 //! A generation-aware jitter buffer: decoded frames in, a continuous sample stream out.
 //!
-//! Pure logic, driven by a render clock it is handed ([`crate::player`] drives it in real time).
+//! Pure logic, driven by a render clock it is handed ([`super::player`] drives it in real time).
 //! - Start: rendering waits until `target` of audio is buffered, so network jitter does not
 //!   starve playout.
 //! - A frame of a newer generation (a flush at the publisher): the old generation's audio is
 //!   dropped. What is left of it is not cut mid-wave but faded out over at most `fade`
-//!   (≤ 10 ms, so no click), and the new generation plays right after, without waiting for a
-//!   target (the publisher sends its first lead at once).
+//!   (≤ 10 ms, so no click); the new generation then starts like a stream does, once `target`
+//!   of it is buffered (the publisher keeps its schedule across a flush, so the new audio
+//!   arrives a lead ahead of its time, not in a burst; after an idle writer it does come in a
+//!   burst and plays at once).
 //! - A frame of an older generation: dropped.
 //! - Underrun: silence until `target` is buffered again.
 
@@ -23,7 +25,7 @@ pub struct JitterOptions {
     /// Audio buffered before playout starts, in µs. Default 40 ms (two 20 ms frames).
     pub target_us: u64,
     /// Fade-out applied to the old generation at a flush, in µs. Default 5 ms (≤ 10 ms per
-    /// DESIGN.md: long enough to avoid a click, short enough to be inaudible as audio).
+    /// docs/architecture.md: long enough to avoid a click, short enough to be inaudible as audio).
     pub fade_us: u64,
     /// Largest timestamp gap filled with silence, µs; larger jumps (a publisher underrun) are
     /// closed up. Default 100 ms.
@@ -262,8 +264,8 @@ impl JitterBuffer {
         self.offset = 0;
         self.pos_us = None;
         self.generation = Some(generation);
-        // The new generation plays at once: the publisher sends its first lead in a burst.
-        self.playing = true;
+        // The new generation starts once `target` of it is buffered, like a stream.
+        self.playing = false;
     }
 
     /// Take up to `n` samples of audio from the playout position on (gaps skipped), moving the
@@ -414,6 +416,7 @@ mod tests {
         }
         render(&mut b, 960);
         b.push(1, 500_000, &frame(-0.25));
+        b.push(1, 520_000, &frame(-0.25)); // the 40 ms target of the new generation
         let (out, spans) = render(&mut b, 960);
         let fade = 240; // 5 ms at 48 kHz
         assert!(spans[0].fade && spans[0].frames == fade);
@@ -457,6 +460,8 @@ mod tests {
         assert!(spans[0].fade);
         assert!(out[240..].iter().all(|&s| s == 0.0), "silent after the fade");
         b.push(1, 900_000, &frame(0.3));
+        let (out, _) = render(&mut b, 960);
+        assert!(out.iter().all(|&s| s == 0.0), "below the target: still waiting");
         b.push(1, 920_000, &frame(0.3));
         let (out, _) = render(&mut b, 960);
         assert!(out.iter().all(|&s| s == 0.3));

@@ -11,10 +11,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::consumer::{AudioConsumer, EndReason};
-use crate::feedback::PlayoutReport;
-use crate::jitter::{JitterBuffer, JitterOptions, JitterStats, Rendered};
-use crate::pcm::f32_to_i16;
+use super::consumer::{AudioConsumer, EndReason};
+use super::jitter::{JitterBuffer, JitterOptions, JitterStats, Rendered};
+use crate::codec::pcm::f32_to_i16;
+use crate::wire::playout::PlayoutReport;
 use crate::{Error, Result};
 
 /// Settings for [`Player`].
@@ -97,27 +97,68 @@ pub struct PlayerReport {
     pub stopped: bool,
 }
 
+impl PlayerReport {
+    /// Render-clock sample frames of `generation` (`None`: any audio, not silence) that lie at
+    /// or after render frame `after`; `fade`: only the fade-out (`Some(true)`), only what was not
+    /// faded (`Some(false)`), or both (`None`).
+    ///
+    /// E.g. the old audio a listener heard after a flush reached it:
+    /// `report.frames_of(Some(0), arrival_of_generation_1, None)`.
+    pub fn frames_of(&self, generation: Option<u64>, after: u64, fade: Option<bool>) -> u64 {
+        self.segments
+            .iter()
+            .filter(|s| s.generation.is_some() && (generation.is_none() || s.generation == generation))
+            .filter(|s| fade.is_none_or(|f| s.fade == f))
+            .map(|s| (s.start + s.frames).saturating_sub(s.start.max(after)))
+            .sum()
+    }
+
+    /// [`frames_of`](Self::frames_of) in ms.
+    pub fn ms_of(&self, generation: Option<u64>, after: u64, fade: Option<bool>) -> f64 {
+        self.frames_of(generation, after, fade) as f64 * 1000.0 / self.sample_rate.max(1) as f64
+    }
+
+    /// Total rendered, ms (the length of the WAV file).
+    pub fn rendered_ms(&self) -> f64 {
+        self.rendered_frames as f64 * 1000.0 / self.sample_rate.max(1) as f64
+    }
+
+    /// Render frame at which the first frame of `generation` (or a newer one) reached the player.
+    pub fn arrival_of(&self, generation: u64) -> Option<u64> {
+        self.arrivals.iter().find(|a| a.generation >= generation).map(|a| a.at_frame)
+    }
+}
+
+/// Where a [`Player`] reports its playout: a track of a broadcast of its own
+/// (`<audio broadcast>/listeners/<id>`, see [`crate::wire::playout`]), kept alive by the player.
+pub struct PlayoutFeedback {
+    broadcast: moq_net::broadcast::Producer,
+    track: moq_net::track::Producer,
+}
+
+impl PlayoutFeedback {
+    /// Report on `track`, a track of `broadcast`.
+    pub fn new(broadcast: moq_net::broadcast::Producer, track: moq_net::track::Producer) -> Self {
+        Self { broadcast, track }
+    }
+}
+
 /// Real-time playout of an [`AudioConsumer`].
 pub struct Player {
     shared: watch::Sender<PlayerReport>,
     stop: watch::Sender<bool>,
     done: watch::Receiver<bool>,
     task: Option<JoinHandle<Result<()>>>,
-    attached: Vec<Box<dyn std::any::Any + Send + Sync>>,
 }
 
 impl Player {
-    /// Start playing `consumer` now. `feedback`: the track playout reports are written to (see
-    /// [`crate::feedback`]).
+    /// Start playing `consumer` now. `feedback`: where playout reports are written (see
+    /// [`crate::wire::playout`]); `None` plays without reporting.
     ///
     /// # Errors
     /// [`Error::InvalidInput`] for a fade over 10 ms or a zero quantum; [`Error::Io`] if the WAV
     /// file cannot be created.
-    pub fn start(
-        consumer: AudioConsumer,
-        options: PlayerOptions,
-        feedback: Option<moq_net::track::Producer>,
-    ) -> Result<Self> {
+    pub fn start(consumer: AudioConsumer, options: PlayerOptions, feedback: Option<PlayoutFeedback>) -> Result<Self> {
         if options.fade > Duration::from_millis(10) {
             return Err(Error::InvalidInput(format!("fade {:?} is over 10 ms", options.fade)));
         }
@@ -137,7 +178,7 @@ impl Player {
                         sample_format: hound::SampleFormat::Int,
                     },
                 )
-                .map_err(|e| Error::Io(std::io::Error::other(format!("{}: {e}", path.display()))))?,
+                .map_err(|e| Error::Io(std::io::Error::other(format!("{}: {e}", path.display())).into()))?,
             ),
             None => None,
         };
@@ -154,22 +195,21 @@ impl Player {
         .0;
         let (stop, stop_rx) = watch::channel(false);
         let (done_tx, done) = watch::channel(false);
-        let task = tokio::spawn(run(
+        let playout = Playout {
             consumer,
-            JitterBuffer::new(jopts),
+            jitter: JitterBuffer::new(jopts),
             options,
             wav,
             feedback,
-            shared.clone(),
-            stop_rx,
-            done_tx,
-        ));
+            shared: shared.clone(),
+            stop: stop_rx,
+            done: done_tx,
+        };
         Ok(Self {
             shared,
             stop,
             done,
-            task: Some(task),
-            attached: Vec::new(),
+            task: Some(tokio::spawn(playout.run())),
         })
     }
 
@@ -179,11 +219,6 @@ impl Player {
             report: self.shared.subscribe(),
             stop: self.stop.clone(),
         }
-    }
-
-    /// Keep `thing` alive as long as the player (e.g. its feedback broadcast).
-    pub fn attach(&mut self, thing: Box<dyn std::any::Any + Send + Sync>) {
-        self.attached.push(thing);
     }
 
     /// A snapshot of what has been rendered so far.
@@ -213,7 +248,7 @@ impl Player {
         if let Some(task) = self.task.take() {
             match task.await {
                 Ok(res) => res?,
-                Err(e) => return Err(Error::Io(std::io::Error::other(format!("player task failed: {e}")))),
+                Err(e) => return Err(Error::Io(std::io::Error::other(format!("player task failed: {e}")).into())),
             }
         }
         Ok(self.report())
@@ -260,95 +295,110 @@ fn now_ms() -> f64 {
 
 type Wav = hound::WavWriter<std::io::BufWriter<std::fs::File>>;
 
-#[allow(clippy::too_many_arguments)]
-async fn run(
-    mut consumer: AudioConsumer,
-    mut jitter: JitterBuffer,
+/// The player's task and everything it owns.
+struct Playout {
+    consumer: AudioConsumer,
+    jitter: JitterBuffer,
     options: PlayerOptions,
-    mut wav: Option<Wav>,
-    mut feedback: Option<moq_net::track::Producer>,
+    wav: Option<Wav>,
+    feedback: Option<PlayoutFeedback>,
     shared: watch::Sender<PlayerReport>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
     done: watch::Sender<bool>,
-) -> Result<()> {
-    let rate = consumer.sample_rate() as u64;
-    let ch = consumer.channels() as usize;
-    let start = Instant::now();
-    let mut rendered: u64 = 0;
-    let mut ticker = tokio::time::interval(options.quantum);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut last_report = Instant::now();
-    let mut last_sent: Option<(u64, u64, bool)> = None;
-    let mut ended = false;
-    let mut out = Vec::new();
-    let result = loop {
-        tokio::select! {
-            _ = stop.wait_for(|s| *s) => break Ok(()),
-            frame = consumer.next(), if !ended => match frame {
-                Ok(Some(frame)) => {
-                    shared.send_if_modified(|sh| {
-                        let first = !sh.arrivals.iter().any(|a| a.generation >= frame.generation);
-                        if first {
-                            sh.arrivals.push(Arrival { generation: frame.generation, at_frame: rendered });
-                        }
-                        first
-                    });
-                    jitter.push(frame.generation, frame.timestamp_us, &frame.pcm);
-                }
-                Ok(None) => {
-                    ended = true;
-                    shared.send_modify(|sh| sh.end = consumer.end_reason());
-                }
-                Err(e) => tracing::warn!(%e, "skipping an undecodable frame"),
-            },
-            _ = ticker.tick() => {
-                let due = start.elapsed().as_micros() as u64 * rate / 1_000_000;
-                let n = due.saturating_sub(rendered) as usize;
-                if n == 0 { continue; }
-                out.resize(n * ch, 0.0);
-                let spans = jitter.render(&mut out);
-                if let Some(w) = &mut wav {
-                    for &s in &out {
-                        w.write_sample(f32_to_i16(s)).map_err(|e| Error::Io(std::io::Error::other(e.to_string())))?;
+}
+
+impl Playout {
+    async fn run(mut self) -> Result<()> {
+        let result = self.play().await;
+        if let Some(w) = self.wav.take() {
+            w.finalize().map_err(|e| Error::Io(std::io::Error::other(e.to_string()).into()))?;
+        }
+        if let Some(feedback) = self.feedback.take() {
+            let _ = feedback.track.finish();
+            drop(feedback.broadcast);
+        }
+        self.shared.send_modify(|sh| sh.stopped = true);
+        self.done.send_replace(true);
+        result
+    }
+
+    /// Render in real time until stopped, or until the track ended and the buffer ran out.
+    async fn play(&mut self) -> Result<()> {
+        let rate = self.consumer.sample_rate() as u64;
+        let ch = self.consumer.channels() as usize;
+        let start = Instant::now();
+        let mut rendered: u64 = 0;
+        let mut ticker = tokio::time::interval(self.options.quantum);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut last_report = Instant::now();
+        let mut last_sent: Option<(u64, u64, bool)> = None;
+        let mut ended = false;
+        let mut out = Vec::new();
+        loop {
+            tokio::select! {
+                _ = self.stop.wait_for(|s| *s) => return Ok(()),
+                frame = self.consumer.next(), if !ended => match frame {
+                    Ok(Some(frame)) => {
+                        self.shared.send_if_modified(|sh| {
+                            let first = !sh.arrivals.iter().any(|a| a.generation >= frame.generation);
+                            if first {
+                                sh.arrivals.push(Arrival { generation: frame.generation, at_frame: rendered });
+                            }
+                            first
+                        });
+                        self.jitter.push(frame.generation, frame.timestamp_us, &frame.pcm);
                     }
-                }
-                shared.send_modify(|sh| {
-                    log_spans(&mut sh.segments, rendered, &spans);
-                    sh.rendered_frames = rendered + n as u64;
-                    sh.stats = jitter.stats().clone();
-                    sh.position = jitter.last_rendered();
-                });
-                rendered += n as u64;
-                let finished = ended && !jitter.is_playing() && jitter.buffered_us() == 0;
-                // Report at most every interval, and always the last position before leaving.
-                if (last_report.elapsed() >= options.report_interval || finished)
-                    && report_playout(&mut feedback, &jitter, &mut last_sent) {
+                    Ok(None) => {
+                        ended = true;
+                        let end = self.consumer.end_reason();
+                        self.shared.send_modify(|sh| sh.end = end);
+                    }
+                    Err(e) => tracing::warn!(%e, "skipping an undecodable frame"),
+                },
+                _ = ticker.tick() => {
+                    let due = start.elapsed().as_micros() as u64 * rate / 1_000_000;
+                    let n = due.saturating_sub(rendered) as usize;
+                    if n == 0 { continue; }
+                    out.resize(n * ch, 0.0);
+                    let spans = self.jitter.render(&mut out);
+                    if let Some(w) = &mut self.wav {
+                        for &s in &out {
+                            w.write_sample(f32_to_i16(s))
+                                .map_err(|e| Error::Io(std::io::Error::other(e.to_string()).into()))?;
+                        }
+                    }
+                    let jitter = &self.jitter;
+                    self.shared.send_modify(|sh| {
+                        log_spans(&mut sh.segments, rendered, &spans);
+                        sh.rendered_frames = rendered + n as u64;
+                        sh.stats = jitter.stats().clone();
+                        sh.position = jitter.last_rendered();
+                    });
+                    rendered += n as u64;
+                    let finished = ended && !self.jitter.is_playing() && self.jitter.buffered_us() == 0;
+                    // Report at most every interval, and always the last position before leaving.
+                    if (last_report.elapsed() >= self.options.report_interval || finished)
+                        && report_playout(&mut self.feedback, &self.jitter, &mut last_sent)
+                    {
                         last_report = Instant::now();
                     }
-                if finished {
-                    break Ok(());
+                    if finished {
+                        return Ok(());
+                    }
                 }
             }
         }
-    };
-    if let Some(w) = wav {
-        w.finalize().map_err(|e| Error::Io(std::io::Error::other(e.to_string())))?;
     }
-    if let Some(track) = feedback {
-        let _ = track.finish();
-    }
-    shared.send_modify(|sh| sh.stopped = true);
-    done.send_replace(true);
-    result
 }
 
 /// Write a playout report if the position changed; returns whether one was written.
 fn report_playout(
-    feedback: &mut Option<moq_net::track::Producer>,
+    feedback: &mut Option<PlayoutFeedback>,
     jitter: &JitterBuffer,
     last_sent: &mut Option<(u64, u64, bool)>,
 ) -> bool {
-    let (Some(track), Some((generation, ts_us))) = (feedback.as_mut(), jitter.last_rendered()) else {
+    let (Some(PlayoutFeedback { track, .. }), Some((generation, ts_us))) = (feedback.as_mut(), jitter.last_rendered())
+    else {
         return false;
     };
     let playing = jitter.is_playing();

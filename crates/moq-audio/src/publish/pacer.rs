@@ -7,10 +7,11 @@
 //!
 //! Timestamps are µs on the producer's media clock, which runs with wall time from the
 //! producer's creation. A frame stamped `ts` is meant to play at media time `ts` and is handed
-//! out at `ts - lead`. The timeline is *anchored*: at the start, after an underrun and at each
-//! new generation, the next frame is stamped `max(next, now)` (never in the past, never
-//! decreasing) and the anchor moves to "now", so the first `lead` of audio goes out at once and
-//! the rest follows at real-time pace.
+//! out at `ts - lead`. The timeline is *anchored*: at the start and after an underrun (the
+//! writer paused, e.g. while the user talks), the next frame is stamped `max(next, now)` (never
+//! in the past, never decreasing) and the anchor moves to "now", so the first `lead` of audio
+//! goes out at once and the rest follows at real-time pace. A flush does not re-anchor: audio
+//! of the new generation written at once continues the schedule (see `queue.rs` for why).
 
 use std::time::{Duration, Instant};
 
@@ -73,12 +74,6 @@ impl Pacer {
         let ts = self.next_ts_us;
         self.next_ts_us += self.frame_us;
         Some(ts)
-    }
-
-    /// Start a new run at the next frame (a new generation): it goes out at once, not behind
-    /// the old generation's lead.
-    pub fn restart(&mut self) {
-        self.anchor = None;
     }
 
     /// Timestamp the next frame will get if handed out without a re-anchor (µs).
@@ -155,19 +150,5 @@ mod tests {
         drain(&mut p, t0);
         // Frame 80 ms is due at t0 + 20 ms; taken 30 ms late it keeps its stamp.
         assert_eq!(p.take(t0 + 50 * MS), Some(80_000));
-    }
-
-    #[test]
-    fn restart_sends_the_new_generation_at_once_without_going_back_in_time() {
-        let t0 = Instant::now();
-        let mut p = pacer(t0);
-        drain(&mut p, t0);
-        let last = *drain(&mut p, t0 + 500 * MS).last().unwrap();
-        // Flush 10 ms later: the next frame goes out now, not after the old lead.
-        let flush = t0 + 510 * MS;
-        p.restart();
-        let ts = p.take(flush).expect("new generation is due at once");
-        assert!(ts > last);
-        assert_eq!(drain(&mut p, flush).len(), 3, "one lead of burst");
     }
 }

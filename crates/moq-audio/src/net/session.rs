@@ -9,16 +9,19 @@ use moq_net::{broadcast, origin};
 use tokio::sync::watch;
 use url::Url;
 
-use crate::server::chain;
+use super::chain;
 use crate::{Error, Result};
 
 /// Default for [`ConnectOptions::timeout`].
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Options for [`Session::connect`].
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 #[non_exhaustive]
 pub struct ConnectOptions {
+    /// A token for a relay that asks an auth server (moq-relay `--auth-url`): sent as the
+    /// `jwt` query parameter of the connect URL, never logged or shown in errors.
+    pub token: Option<String>,
     /// Hex SHA-256 of the server's leaf certificate to pin (64 hex digits, any case) instead
     /// of verifying against the system roots. Meant for `https://` URLs; an `http://` URL
     /// fetches and pins `/certificate.sha256` by itself.
@@ -28,7 +31,23 @@ pub struct ConnectOptions {
     pub timeout: Option<Duration>,
 }
 
+impl std::fmt::Debug for ConnectOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectOptions")
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("fingerprint", &self.fingerprint)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
 impl ConnectOptions {
+    /// Authenticate with `token` (see [`ConnectOptions::token`]).
+    pub fn with_token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+
     /// Pin the server certificate to this hex SHA-256 fingerprint.
     pub fn with_fingerprint(mut self, fingerprint: impl Into<String>) -> Self {
         self.fingerprint = Some(fingerprint.into());
@@ -90,6 +109,7 @@ impl Session {
     /// message names the URL), [`Error::Timeout`] when it takes longer than the timeout.
     /// Must be called inside a tokio runtime.
     pub async fn connect(url: &Url, options: ConnectOptions) -> Result<Session> {
+        super::install_crypto();
         let shown = display_url(url);
         if !matches!(url.scheme(), "http" | "https" | "ws" | "wss") {
             return Err(Error::InvalidInput(format!(
@@ -120,6 +140,14 @@ impl Session {
             Error::Connection(format!("creating the client for {shown}: {}", chain(&err)))
         })?;
 
+        let mut url = url.clone();
+        if let Some(token) = &options.token {
+            if token.is_empty() {
+                return Err(Error::InvalidInput("the token is empty".into()));
+            }
+            url.query_pairs_mut().append_pair("jwt", token);
+        }
+
         let publish = moq_tokio::origin::spawn();
         let subscribe = moq_tokio::origin::spawn();
         let connecting = client
@@ -127,7 +155,7 @@ impl Session {
             .with_publisher(publish.consume())
             .with_subscriber(subscribe.clone())
             .with_reconnect(false)
-            .connect(url.clone())
+            .connect(url)
             .established();
         let connection = match tokio::time::timeout(timeout, connecting).await {
             Ok(Ok(connection)) => connection,
@@ -137,10 +165,12 @@ impl Session {
                 )))
             }
             Ok(Err(err)) => {
-                return Err(Error::Connection(format!(
-                    "connecting to {shown}: {}",
-                    chain(&err)
-                )))
+                let why = redact(&chain(&err), options.token.as_deref());
+                return Err(if is_refusal(&why) {
+                    Error::Forbidden(format!("{shown} refused the session: {why}"))
+                } else {
+                    Error::Connection(format!("connecting to {shown}: {why}"))
+                });
             }
         };
 
@@ -269,8 +299,24 @@ impl Drop for Inner {
     }
 }
 
+/// `text` with every occurrence of `token` (raw or URL-encoded) replaced.
+pub fn redact(text: &str, token: Option<&str>) -> String {
+    let Some(token) = token.filter(|t| !t.is_empty()) else {
+        return text.to_string();
+    };
+    let encoded: String = url::form_urlencoded::byte_serialize(token.as_bytes()).collect();
+    text.replace(token, "<token>").replace(&encoded, "<token>")
+}
+
+/// Whether a connect error is the server saying no (a bad, expired or insufficient token),
+/// which retrying will not fix.
+fn is_refusal(why: &str) -> bool {
+    let why = why.to_ascii_lowercase();
+    ["unauthorized", "forbidden", "401", "403"].iter().any(|w| why.contains(w))
+}
+
 /// `scheme://host:port/path`: no credentials, query or fragment (they may carry tokens).
-fn display_url(url: &Url) -> String {
+pub fn display_url(url: &Url) -> String {
     let mut shown = url.clone();
     let _ = shown.set_username("");
     let _ = shown.set_password(None);

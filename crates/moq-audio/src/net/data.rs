@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::session::Session;
+use super::session::Session;
 use crate::{Error, Result};
 
 /// Writes messages to a track.

@@ -193,7 +193,7 @@ mod tests {
         out.extend(r.drain().unwrap());
         assert!((out.len() as i64 - 48_000).abs() <= 1);
         // Away from the edges, where the filter ramps, compare with a fitted 1 kHz tone.
-        let snr_db = crate::pcm::tone_snr_db(&out[4_800..43_200], 48_000, 1_000.0);
+        let snr_db = crate::codec::pcm::tone_snr_db(&out[4_800..43_200], 48_000, 1_000.0);
         let level = (out[4_800..43_200].iter().map(|v| v * v).sum::<f32>() / 38_400.0).sqrt();
         assert!((level - 0.5 / 2f32.sqrt()).abs() < 0.01, "RMS {level}");
         assert!(snr_db > 40.0, "SNR {snr_db:.1} dB");

@@ -2,23 +2,28 @@
 //!
 //! Groups are read concurrently (a group of the new generation must not wait behind a stalled
 //! group of the old one), frames are decoded in arrival order, and a frame of a generation older
-//! than one already yielded is dropped: the consumer never goes back in generation.
+//! than one already seen is dropped: the consumer never goes back in generation. The generation
+//! comes from each frame ([`crate::wire::loc`]), so a flush is learnt from whichever frame of the
+//! new generation arrives first — its marker or its first audio.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::catalog::{self, AudioDescription, CATALOG_TRACK};
-use crate::generation::generation_of;
-use crate::opus::{codec_rate, Decoder, OPUS_RATES};
-use crate::resample::Resampler;
+use crate::codec::opus::{codec_rate, Decoder, OPUS_RATES};
+use crate::codec::resample::Resampler;
+use crate::wire::catalog::{self, AudioDescription, Container, CATALOG_TRACK};
+use crate::wire::loc::{self, Event};
 use crate::{Error, Result};
 
 /// Decoded audio with its generation and media timestamp.
 #[derive(Clone, Debug)]
 pub struct AudioFrame {
-    /// Interleaved `f32` PCM in [-1, 1]; `pcm.len() / channels` sample frames.
+    /// Interleaved `f32` PCM in [-1, 1]; `pcm.len() / channels` sample frames. Empty for the
+    /// marker of a new generation (a flush at the publisher) that arrived before its audio.
     pub pcm: Vec<f32>,
     /// Channels in `pcm`.
     pub channels: u32,
@@ -33,7 +38,7 @@ pub struct AudioFrame {
 impl AudioFrame {
     /// Duration of the frame in µs.
     pub fn duration_us(&self) -> u64 {
-        crate::pcm::samples_to_us(self.pcm.len(), self.sample_rate, self.channels)
+        crate::codec::pcm::samples_to_us(self.pcm.len(), self.sample_rate, self.channels)
     }
 }
 
@@ -43,7 +48,7 @@ impl AudioFrame {
 pub struct ConsumerOptions {
     /// Output rate in Hz; `None` keeps the Opus rate from the catalog.
     pub sample_rate: Option<u32>,
-    /// How long to wait for the catalog, default 10 s.
+    /// How long to wait for the broadcast and its catalog, default 10 s.
     pub timeout: Duration,
     /// How far behind the live edge a group may fall before it is skipped (the MoQ subscription's
     /// max age). Default 2 s: generous, because stale generations are dropped by generation, not
@@ -66,7 +71,7 @@ impl Default for ConsumerOptions {
 pub enum EndReason {
     /// The publisher finished the track cleanly.
     Finished,
-    /// The publisher cancelled (aborted) the track.
+    /// The publisher cancelled the track (its in-band cancel marker, or a reset with our code).
     Cancelled,
     /// The track or session failed with this message.
     Failed(String),
@@ -83,16 +88,41 @@ impl std::fmt::Display for EndReason {
     }
 }
 
+/// How a consumer's track ended, readable from anywhere while another task iterates the
+/// consumer ([`AudioConsumer::end_watch`]).
+#[derive(Clone)]
+pub struct EndWatch {
+    end: watch::Receiver<Option<EndReason>>,
+    cancelled: Arc<AtomicBool>,
+}
+
+impl EndWatch {
+    /// How the track ended, once it has: [`EndReason::Cancelled`] after the publisher's cancel
+    /// marker even when the track then ended cleanly (a relay passes a finish, not our code).
+    pub fn get(&self) -> Option<EndReason> {
+        let end = self.end.borrow().clone()?;
+        Some(match end {
+            EndReason::Finished if self.cancelled.load(Ordering::SeqCst) => EndReason::Cancelled,
+            end => end,
+        })
+    }
+
+    /// Wait until the track ended.
+    pub async fn ended(&mut self) -> EndReason {
+        let _ = self.end.wait_for(Option::is_some).await;
+        self.get().unwrap_or_else(|| EndReason::Failed("the consumer was dropped".into()))
+    }
+}
+
+/// A frame as read off the track, before decoding.
 struct Packet {
-    generation: u64,
-    timestamp_us: u64,
-    payload: bytes::Bytes,
+    frame: loc::Frame,
 }
 
 /// Decoded audio frames of one broadcast, in arrival order, never going back in generation.
 pub struct AudioConsumer {
     packets: mpsc::Receiver<Packet>,
-    end: watch::Receiver<Option<EndReason>>,
+    end: EndWatch,
     task: JoinHandle<()>,
     description: AudioDescription,
     decoder: Decoder,
@@ -112,14 +142,14 @@ impl AudioConsumer {
     ///
     /// # Errors
     /// [`Error::Timeout`] if no catalog arrives within `options.timeout`; [`Error::Wire`] if the
-    /// catalog has no Opus rendition; [`Error::InvalidInput`] for an output rate outside
-    /// 8 000..=48 000 Hz.
+    /// catalog has no Opus rendition (or speaks an older moq-audio wire version);
+    /// [`Error::InvalidInput`] for an output rate outside 8 000..=48 000 Hz.
     pub async fn new(broadcast: moq_net::broadcast::Consumer, options: ConsumerOptions) -> Result<Self> {
         let description = tokio::time::timeout(options.timeout, read_catalog(&broadcast))
             .await
             .map_err(|_| Error::Timeout(format!("the catalog of {:?}", broadcast.info().path)))??;
         let output_rate = options.sample_rate.unwrap_or(description.sample_rate);
-        crate::pcm::check_format(output_rate, description.channels)?;
+        crate::codec::pcm::check_format(output_rate, description.channels)?;
         // Decode at the output rate when libopus can, else at the catalog's rate and resample.
         let decode_rate = if OPUS_RATES.contains(&output_rate) {
             output_rate
@@ -132,7 +162,7 @@ impl AudioConsumer {
             .transpose()?;
 
         let track = broadcast.track(&description.track)?;
-        let subscriber = track
+        let mut subscriber = track
             .subscribe(
                 moq_net::track::Subscription::default()
                     .with_priority(hang::catalog::PRIORITY.audio)
@@ -142,17 +172,18 @@ impl AudioConsumer {
         // Start at the live edge: a listener joining mid-utterance must not replay the cached
         // groups behind it (they would play late, as stale audio). `max_age` still lets groups
         // after the edge arrive out of order.
-        let mut subscriber = subscriber;
         if let Some(live) = track.latest() {
             subscriber.set_groups(live..);
         }
         let (tx, packets) = mpsc::channel(256);
         let (end_tx, end) = watch::channel(None);
-        let shift = description.generation_shift;
-        let task = tokio::spawn(read_groups(subscriber, shift, tx, end_tx));
+        let task = tokio::spawn(read_groups(subscriber, description.container, tx, end_tx));
         Ok(Self {
             packets,
-            end,
+            end: EndWatch {
+                end,
+                cancelled: Arc::new(AtomicBool::new(false)),
+            },
             task,
             description,
             decoder,
@@ -183,36 +214,39 @@ impl AudioConsumer {
     /// publisher) before any of its audio has arrived: drop what you buffered of older ones.
     ///
     /// # Errors
-    /// [`Error::Opus`] for a packet libopus cannot decode (the consumer stays usable);
-    /// [`Error::Wire`] for a frame that is not in hang's legacy container.
+    /// [`Error::Opus`] for a packet libopus cannot decode (the consumer stays usable).
     pub async fn next(&mut self) -> Result<Option<AudioFrame>> {
         loop {
-            let Some(packet) = self.packets.recv().await else {
+            let Some(Packet { frame }) = self.packets.recv().await else {
                 return Ok(None);
             };
             match self.generation {
-                Some(g) if packet.generation < g => continue, // stale: never go back
-                Some(g) if packet.generation == g => {}
+                Some(g) if frame.generation < g => continue, // stale: never go back
+                Some(g) if frame.generation == g => {}
                 _ => {
                     // A new generation: a new stream for the codec and resampler.
                     self.decoder.reset()?;
                     if let Some(r) = &mut self.resampler {
                         r.reset();
                     }
-                    self.generation = Some(packet.generation);
+                    self.generation = Some(frame.generation);
                 }
             }
-            if packet.payload.is_empty() {
-                // The start of a newer generation (a flush), before any of its audio.
+            if frame.event.is_some() || frame.payload.is_empty() {
+                if frame.event == Some(Event::Cancel) {
+                    self.end.cancelled.store(true, Ordering::SeqCst);
+                }
+                // A marker: the start of a newer generation (a flush or a cancel), no audio.
+                // (An empty legacy payload is upstream's own marker; nothing to decode either.)
                 return Ok(Some(AudioFrame {
                     pcm: Vec::new(),
                     channels: self.description.channels,
                     sample_rate: self.output_rate,
-                    generation: packet.generation,
-                    timestamp_us: 0,
+                    generation: frame.generation,
+                    timestamp_us: frame.timestamp_us,
                 }));
             }
-            let mut pcm = self.decoder.decode(&packet.payload)?;
+            let mut pcm = self.decoder.decode(&frame.payload)?;
             if let Some(r) = &mut self.resampler {
                 pcm = r.process(&pcm)?;
                 if pcm.is_empty() {
@@ -223,15 +257,20 @@ impl AudioConsumer {
                 pcm,
                 channels: self.description.channels,
                 sample_rate: self.output_rate,
-                generation: packet.generation,
-                timestamp_us: packet.timestamp_us,
+                generation: frame.generation,
+                timestamp_us: frame.timestamp_us,
             }));
         }
     }
 
-    /// How the track ended, once it has.
+    /// How the track ended, once it has (see [`EndWatch::get`]).
     pub fn end_reason(&self) -> Option<EndReason> {
-        self.end.borrow().clone()
+        self.end.get()
+    }
+
+    /// A handle to [`end_reason`](Self::end_reason) that does not borrow the consumer.
+    pub fn end_watch(&self) -> EndWatch {
+        self.end.clone()
     }
 
     /// The highest generation yielded so far.
@@ -241,6 +280,10 @@ impl AudioConsumer {
 }
 
 /// Wait for the first catalog of `broadcast` and describe its Opus rendition.
+///
+/// # Errors
+/// [`Error::Wire`] for a catalog without a usable Opus rendition; [`Error::Moq`] if the
+/// catalog track fails.
 pub async fn read_catalog(broadcast: &moq_net::broadcast::Consumer) -> Result<AudioDescription> {
     let track = broadcast
         .track(CATALOG_TRACK)?
@@ -254,44 +297,38 @@ pub async fn read_catalog(broadcast: &moq_net::broadcast::Consumer) -> Result<Au
     catalog::describe(&catalog)
 }
 
+/// Decode one frame of the track's container.
+fn decode(container: Container, payload: bytes::Bytes) -> Result<loc::Frame> {
+    match container {
+        Container::Loc => loc::Frame::decode(payload),
+        Container::Legacy => {
+            let f = hang::container::Frame::decode(payload)?;
+            Ok(loc::Frame {
+                timestamp_us: f.timestamp.as_micros() as u64,
+                generation: 0,
+                event: None,
+                payload: f.payload,
+            })
+        }
+    }
+}
+
 async fn read_groups(
     mut subscriber: moq_net::track::Subscriber,
-    shift: Option<u32>,
+    container: Container,
     tx: mpsc::Sender<Packet>,
     end: watch::Sender<Option<EndReason>>,
 ) {
-    let (newest_tx, newest) = watch::channel(0u64);
+    let newest = watch::channel(0u64).0;
     let mut readers = Vec::new();
     let reason = loop {
         match subscriber.recv_group().await {
             Ok(Some(group)) => {
-                let generation = shift.map_or(0, |s| generation_of(group.sequence, s));
-                if generation < *newest_tx.borrow() {
-                    continue; // a late group of a flushed generation
-                }
-                let newer = newest_tx.send_if_modified(|g| {
-                    let newer = generation > *g;
-                    *g = (*g).max(generation);
-                    newer
-                });
-                if newer {
-                    // Announce the generation before its audio: the group may be an empty flush
-                    // marker, and listeners must cut over now, not with the next audio.
-                    let marker = Packet {
-                        generation,
-                        timestamp_us: 0,
-                        payload: bytes::Bytes::new(),
-                    };
-                    if tx.send(marker).await.is_err() {
-                        break EndReason::Finished;
-                    }
-                }
                 readers.retain(|h: &JoinHandle<()>| !h.is_finished());
-                readers.push(tokio::spawn(read_group(group, generation, tx.clone(), newest.clone())));
+                readers.push(tokio::spawn(read_group(group, container, tx.clone(), newest.clone())));
             }
             Ok(None) => break EndReason::Finished,
             Err(moq_net::Error::Cancel) => break EndReason::Cancelled,
-            Err(moq_net::Error::App(code)) if code == crate::generation::CANCEL_CODE => break EndReason::Cancelled,
             Err(e) => break EndReason::Failed(e.to_string()),
         }
     };
@@ -302,26 +339,46 @@ async fn read_groups(
     end.send_replace(Some(reason));
 }
 
+/// Read one group's frames. A group holds one generation: once its first frame says which, the
+/// reader drops the group if a newer one was seen, and stops as soon as a newer one shows up.
 async fn read_group(
     mut group: moq_net::group::Consumer,
-    generation: u64,
+    container: Container,
     tx: mpsc::Sender<Packet>,
-    mut newest: watch::Receiver<u64>,
+    newest: watch::Sender<u64>,
 ) {
+    let mut newer = newest.subscribe();
+    let mut generation = None;
     loop {
-        let frame = tokio::select! {
-            frame = group.read_frame() => frame,
-            // A newer generation started: stop reading this one at once.
-            _ = newest.wait_for(|g| *g > generation) => return,
+        let frame = match generation {
+            None => group.read_frame().await,
+            Some(g) => tokio::select! {
+                frame = group.read_frame() => frame,
+                // A newer generation started: stop reading this one at once.
+                _ = newer.wait_for(|n| *n > g) => return,
+            },
         };
         let Ok(Some(frame)) = frame else { return };
-        let Ok(decoded) = hang::container::Frame::decode(frame.payload) else { continue };
-        let packet = Packet {
-            generation,
-            timestamp_us: decoded.timestamp.as_micros() as u64,
-            payload: decoded.payload,
+        let frame = match decode(container, frame.payload) {
+            Ok(frame) => frame,
+            Err(e) => {
+                tracing::debug!(%e, "skipping a frame that does not parse");
+                continue;
+            }
         };
-        if tx.send(packet).await.is_err() {
+        let g = frame.generation;
+        if generation.is_none() {
+            if g < *newest.borrow() {
+                return; // a late group of a flushed generation
+            }
+            newest.send_if_modified(|n| {
+                let bumped = g > *n;
+                *n = (*n).max(g);
+                bumped
+            });
+            generation = Some(g);
+        }
+        if tx.send(Packet { frame }).await.is_err() {
             return;
         }
     }

@@ -2,8 +2,8 @@
 
 use bytes::Bytes;
 
-use crate::opus::{codec_rate, Encoder, FrameDuration};
-use crate::resample::Resampler;
+use crate::codec::opus::{codec_rate, Encoder, FrameDuration};
+use crate::codec::resample::Resampler;
 use crate::Result;
 
 /// Turns interleaved `f32` PCM at the input rate into Opus packets of one frame each.

@@ -3,16 +3,16 @@
 //! Positions are "µs into a generation": the audio written since the generation started. The
 //! producer records, as it hands frames to the track, which media timestamps a generation's
 //! frames got (contiguous runs; a new run starts after an underrun). A listener reports the media
-//! timestamp it last rendered (see [`crate::feedback`]); the tracker maps it back to µs into the
+//! timestamp it last rendered (see [`crate::wire::playout`]); the tracker maps it back to µs into the
 //! generation, resolves marks up to there as *played*, and on flush resolves the rest as
-//! *flushed*. Each mark resolves exactly once (DESIGN.md invariant 5).
+//! *flushed*. Each mark resolves exactly once (docs/architecture.md, invariant 5).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use tokio::sync::broadcast;
 
-use crate::feedback::PlayoutReport;
+use crate::wire::playout::PlayoutReport;
 use crate::{Error, Result};
 
 /// How a mark resolved.
@@ -97,6 +97,22 @@ impl GenerationLog {
     fn sent_us(&self) -> u64 {
         self.runs.last().map_or(0, |r| (r.first + r.frames) * self.frame_us)
     }
+}
+
+/// What one listener last reported about its playout.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct ListenerPlayout {
+    /// The listener id (the last segment of its feedback broadcast path).
+    pub listener: String,
+    /// The generation it is rendering.
+    pub generation: u64,
+    /// How far into that generation it rendered, as of its last report.
+    pub position: Duration,
+    /// Whether it was rendering at that report (false after it ran dry).
+    pub playing: bool,
+    /// Time since that report arrived.
+    pub age: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -280,6 +296,23 @@ impl MarkTracker {
             self.resolve(m, MarkState::Unknown);
         }
         self.waiting_since = None;
+    }
+
+    /// What each listener last reported, sorted by listener id.
+    pub fn listeners(&self, now: Instant) -> Vec<ListenerPlayout> {
+        let mut out: Vec<ListenerPlayout> = self
+            .listeners
+            .iter()
+            .map(|(id, l)| ListenerPlayout {
+                listener: id.clone(),
+                generation: l.generation,
+                position: Duration::from_micros(l.position_us),
+                playing: l.playing,
+                age: now.saturating_duration_since(l.at),
+            })
+            .collect();
+        out.sort_by(|a, b| a.listener.cmp(&b.listener));
+        out
     }
 
     /// Subscribe to resolutions.

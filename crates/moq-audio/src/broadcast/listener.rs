@@ -1,0 +1,56 @@
+//! The listen side on a [`Session`]: subscribe to an audio broadcast, or play it with playout
+//! feedback under `<path>/listeners/<id>`.
+
+use std::time::Duration;
+
+use crate::listen::{AudioConsumer, ConsumerOptions, Player, PlayerOptions, PlayoutFeedback};
+use crate::net::Session;
+use crate::wire::playout::{FEEDBACK_TRACK, LISTENERS_PREFIX};
+use crate::Result;
+
+impl Session {
+    /// Wait (up to `options.timeout`) for the audio broadcast at `path`, read its catalog and
+    /// subscribe to its Opus track.
+    ///
+    /// # Errors
+    /// [`crate::Error::Timeout`] if the broadcast or its catalog does not appear in time;
+    /// [`crate::Error::Wire`] if it carries no Opus audio we can read.
+    pub async fn subscribe_audio(&self, path: &str, options: ConsumerOptions) -> Result<AudioConsumer> {
+        let started = tokio::time::Instant::now();
+        let broadcast = self.consume_broadcast(path, options.timeout).await?;
+        let mut options = options;
+        options.timeout = options.timeout.saturating_sub(started.elapsed()).max(Duration::from_millis(1));
+        AudioConsumer::new(broadcast, options).await
+    }
+
+    /// Subscribe to the audio broadcast at `path` and play it with a [`Player`] that reports
+    /// its playout on a feedback broadcast `<path>/listeners/<listener>` (see
+    /// [`crate::wire::playout`]), so the producer's marks and flush reports use real playout.
+    ///
+    /// `listener`: the listener id; `None` picks a unique one. Returns the player and the id.
+    ///
+    /// # Errors
+    /// As [`Session::subscribe_audio`] and [`Player::start`].
+    pub async fn play_audio(
+        &self,
+        path: &str,
+        consumer: ConsumerOptions,
+        player: PlayerOptions,
+        listener: Option<String>,
+    ) -> Result<(Player, String)> {
+        let audio = self.subscribe_audio(path, consumer).await?;
+        let id = listener.unwrap_or_else(unique_listener_id);
+        let broadcast = self.create_broadcast(&format!("{path}/{LISTENERS_PREFIX}/{id}"))?;
+        let track = broadcast.create_track(FEEDBACK_TRACK, None)?;
+        broadcast.announce(Default::default())?;
+        let player = Player::start(audio, player, Some(PlayoutFeedback::new(broadcast, track)))?;
+        Ok((player, id))
+    }
+}
+
+/// `listener-<pid>-<n>`: unique within the process, readable in logs.
+fn unique_listener_id() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("listener-{}-{n}", std::process::id())
+}

@@ -1,0 +1,160 @@
+//! The producer's task: encodes a little ahead, hands each frame to the track at its due time,
+//! finishes the track.
+//!
+//! It encodes outside the lock and re-checks the generation before queueing what it encoded, so
+//! `flush()` only ever waits for the queue lock, never for libopus, the network or a writer.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::encode::EncodePipeline;
+use super::queue::{Shared, State, Status};
+
+/// Frames the pump keeps encoded ahead of the pacer. Small, so a flush drops mostly unencoded
+/// PCM and little CPU is spent on audio nobody hears.
+const ENCODE_AHEAD: usize = 3;
+
+/// How long a partial frame waits for more input before anything was sent in a generation.
+const IDLE_PARTIAL: Duration = Duration::from_millis(200);
+
+enum Job {
+    Encode { samples: Vec<f32>, generation: u64 },
+    /// Flush the resampler and pad the partial frame: at finish, or when the listener would
+    /// otherwise starve with written audio stuck in a partial frame.
+    Drain { generation: u64, finishing: bool },
+    Wait(Option<Instant>),
+    Exit,
+}
+
+/// Run until the producer is finished or cancelled.
+pub(crate) async fn run(shared: Arc<Shared>, mut pipeline: EncodePipeline) {
+    let mut epoch = 0;
+    let options = &shared.options;
+    let in_frame = options.frame_duration.samples(options.sample_rate) * options.channels as usize;
+    loop {
+        let notified = shared.work.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let job = {
+            let mut st = shared.lock();
+            if st.generation != epoch {
+                epoch = st.generation;
+                st.drained = false;
+                if let Err(e) = pipeline.reset() {
+                    shared.fail(&mut st, e);
+                }
+            }
+            next_job(&shared, &mut st, in_frame)
+        };
+        let result = match job {
+            Job::Exit => return,
+            Job::Wait(deadline) => {
+                match deadline {
+                    Some(at) => {
+                        tokio::select! {
+                            _ = notified => {}
+                            _ = tokio::time::sleep_until(at.into()) => {}
+                        }
+                    }
+                    None => notified.await,
+                }
+                continue;
+            }
+            Job::Encode { samples, generation } => pipeline.push(&samples).map(|p| (p, generation, false)),
+            Job::Drain { generation, finishing } => pipeline.drain().map(|p| (p, generation, finishing)),
+        };
+        let mut st = shared.lock();
+        st.in_encoder = 0;
+        match result {
+            Ok((packets, generation, drained)) if generation == st.generation => {
+                st.frames.extend(packets);
+                st.codec_pending = pipeline.pending_samples();
+                st.pipeline_pending = pipeline.has_pending();
+                st.drained |= drained;
+            }
+            Ok(_) => {} // flushed while encoding: the generation check drops it
+            Err(e) => {
+                shared.fail(&mut st, e);
+                drop(st);
+                shared.space.notify_waiters();
+                return;
+            }
+        }
+        drop(st);
+        shared.space.notify_waiters();
+    }
+}
+
+/// Under the lock: hand out due frames, then decide what the pump does next.
+fn next_job(shared: &Shared, st: &mut State, in_frame: usize) -> Job {
+    if st.is_closed() {
+        return Job::Exit;
+    }
+    // Pace: hand out every frame that is due.
+    let now = Instant::now();
+    while !st.frames.is_empty() {
+        let Some(ts) = st.pacer.take(now) else { break };
+        let packet = st.frames.pop_front().expect("non-empty");
+        let generation = st.generation;
+        if let Err(e) = st.groups.write(ts, generation, packet) {
+            shared.fail(st, e);
+            return Job::Exit;
+        }
+        let index = st.sent_frames;
+        st.marks.sent(generation, index, ts, shared.frame_us());
+        st.sent_frames += 1;
+    }
+    // Encode ahead.
+    if st.frames.len() < ENCODE_AHEAD {
+        if !st.pcm.is_empty() {
+            let n = in_frame.min(st.pcm.len());
+            let samples: Vec<f32> = st.pcm.drain(..n).collect();
+            st.in_encoder = n;
+            return Job::Encode {
+                samples,
+                generation: st.generation,
+            };
+        }
+        if st.status == Status::Finishing && !st.drained {
+            return Job::Drain {
+                generation: st.generation,
+                finishing: true,
+            };
+        }
+        // The writer paused (TTS idle, end of a sentence) with part of a frame written: once
+        // that frame is due, send it padded with silence rather than hold the audio back (a
+        // mark on it could never resolve, and the listener would starve anyway).
+        if st.frames.is_empty() && st.pipeline_pending && now >= partial_deadline(shared, st) {
+            st.pipeline_pending = false;
+            return Job::Drain {
+                generation: st.generation,
+                finishing: false,
+            };
+        }
+    }
+    if st.status == Status::Finishing && st.drained && st.frames.is_empty() {
+        if let Err(e) = st.groups.finish() {
+            tracing::debug!(%e, "the track was already closed at finish");
+        }
+        st.status = Status::Finished;
+        shared.done.send_replace(true);
+        return Job::Exit;
+    }
+    Job::Wait(if !st.frames.is_empty() {
+        st.pacer.due()
+    } else if st.pipeline_pending {
+        Some(partial_deadline(shared, st))
+    } else {
+        None
+    })
+}
+
+/// When a partial frame left by a pausing writer must go out padded: when the listener reaches
+/// it (its due time plus the lead, so a writer that keeps pace with chunks of any size is never
+/// padded), or, before anything was sent, after [`IDLE_PARTIAL`] without a write.
+fn partial_deadline(shared: &Shared, st: &State) -> Instant {
+    match st.pacer.due() {
+        Some(due) => due + shared.options.lead,
+        None => st.last_write + IDLE_PARTIAL,
+    }
+}
