@@ -62,7 +62,7 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, final
 
 import jwt
 
@@ -250,8 +250,8 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             request = json.loads(self.rfile.read(length) or b"null")
             if not isinstance(request, dict):
-                raise ValueError("the body is not a JSON object")
-        except ValueError as err:
+                raise TypeError("the body is not a JSON object")
+        except (ValueError, TypeError) as err:
             decision = _refuse(HTTPStatus.BAD_REQUEST, f"bad request body: {err}")
             request = {}
         else:
@@ -298,6 +298,7 @@ class _HTTPServer(ThreadingHTTPServer):
         )
 
 
+@final
 class GrantServer:
     """The grant server on a loopback HTTP port, in a background thread.
 
