@@ -204,7 +204,10 @@ def point(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-async def run_async(quick: bool, trials: int | None) -> dict[str, Any]:
+async def run_async(
+    quick: bool, trials: int | None, impls: tuple[str, ...] = ("moq-audio", "upstream")
+) -> dict[str, Any]:
+    """Both stacks interleaved (``impls`` selects a side, for a partial re-run merged with --merge)."""
     import moq  # upstream moq-rs (bench/requirements.txt)
 
     conds = reduced_grid(quick)
@@ -215,6 +218,7 @@ async def run_async(quick: bool, trials: int | None) -> dict[str, Any]:
     ups = (60.0, 1000.0) if quick else UPSTREAM_LEADS_MS
     configs: list[tuple[str, float, float]] = [("moq-audio", lead, tgt) for lead, tgt in ours]
     configs += [("upstream", lead, 40.0) for lead in ups]
+    configs = [c for c in configs if c[0] in impls]
     per: dict[tuple[str, float, float], dict[Condition, list[dict[str, Any]]]] = {}
     rng = random.Random(13)
     t_start = time.monotonic()
@@ -222,8 +226,10 @@ async def run_async(quick: bool, trials: int | None) -> dict[str, Any]:
     done = 0
     with tempfile.TemporaryDirectory(prefix="moq-audio-upnet-") as tmp:
         async with contextlib.AsyncExitStack() as stack:
-            server = await stack.enter_async_context(moq_audio.Server("127.0.0.1:0"))
-            pub = await stack.enter_async_context(moq_audio.connect(server.url))
+            server = pub = None
+            if "moq-audio" in impls:
+                server = await stack.enter_async_context(moq_audio.Server("127.0.0.1:0"))
+                pub = await stack.enter_async_context(moq_audio.connect(server.url))
             up_server = await stack.enter_async_context(moq.Server("127.0.0.1:0", tls_generate=["localhost"]))
             serve_task = asyncio.create_task(serve_quietly(up_server))
             stack.callback(serve_task.cancel)
@@ -240,6 +246,7 @@ async def run_async(quick: bool, trials: int | None) -> dict[str, Any]:
                     for attempt in range(2):
                         try:
                             if impl == "moq-audio":
+                                assert server is not None
                                 res = await moq_audio_trial(
                                     server.port,
                                     pub,
@@ -341,8 +348,16 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="CI smoke: 2 conditions, 3 configurations, < 60 s")
     ap.add_argument("--trials", type=int, help="trials per condition and configuration (default 3, 1 with --quick)")
     ap.add_argument("--out", help="write the JSON here")
+    ap.add_argument("--impl", choices=["moq-audio", "upstream"], help="run one side only")
+    ap.add_argument("--merge", help="add the configurations of this earlier JSON (the other side's run)")
     args = ap.parse_args()
-    res = asyncio.run(run_async(args.quick, args.trials))
+    res = asyncio.run(run_async(args.quick, args.trials, (args.impl,) if args.impl else ("moq-audio", "upstream")))
+    if args.merge:
+        with open(args.merge) as fh:
+            old = json.load(fh)
+        for k, v in old["configs"].items():
+            res["configs"].setdefault(k, v)
+        res["merged_from"] = {"file": args.merge, "duration_s": old.get("duration_s"), "note": "sides run separately"}
     if args.out:
         with open(args.out, "w") as fh:
             json.dump(res, fh, indent=1)

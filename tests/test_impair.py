@@ -21,12 +21,14 @@ from typing import Any, cast
 import pytest
 
 import moq_audio
-from conftest import SENTENCES, frames_of, speech
+from conftest import SENTENCES, speech
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 sys.path.insert(0, str(BENCH))
 
 from impair import GilbertElliott, Impairment, Pipeline, Profile
+from network import as_dict
+from network import frames_of as frames_in
 
 HDR = struct.Struct("!Id")  # sequence number, sender's loop time (s)
 
@@ -64,7 +66,7 @@ class Sink(asyncio.DatagramProtocol):
 async def udp_endpoint(proto: asyncio.DatagramProtocol, **kw: Any) -> asyncio.DatagramTransport:
     loop = asyncio.get_running_loop()
     transport, _ = await loop.create_datagram_endpoint(lambda: proto, **kw)
-    return cast(asyncio.DatagramTransport, transport)
+    return transport
 
 
 @pytest.fixture
@@ -465,7 +467,8 @@ async def test_player_through_the_proxy_renders_speech_and_a_flush_still_cuts() 
             producer.flush()
             await producer.write(second)
             await producer.finish()
-            report: Any = await asyncio.wait_for(player.wait(), 30)
+            # (as_dict: the Player report as a dict, whether the binding returns one or a PlayerReport)
+            report = as_dict(await asyncio.wait_for(player.wait(), 30))
         finally:
             producer.cancel()
         stats = proxy.stats()
@@ -474,15 +477,15 @@ async def test_player_through_the_proxy_renders_speech_and_a_flush_still_cuts() 
     assert stats["down"]["forwarded"] > 100 and stats["up"]["forwarded"] > 20, stats
     assert stats["down"]["dropped"] + stats["up"]["dropped"] + stats["down"]["reordered"] > 0, stats
     out_rate = report["sample_rate"]
-    heard_old = frames_of(report, 0) * 1000 / out_rate
-    heard_new = frames_of(report, 1) * 1000 / out_rate
+    heard_old = frames_in(report, 0) * 1000 / out_rate
+    heard_new = frames_in(report, 1) * 1000 / out_rate
     assert heard_old >= 1_400, heard_old
     # QUIC retransmits what the proxy drops, so the whole second sentence plays (± the fade and
     # what concealment/underruns cost at 1 % loss).
     assert heard_new > len(second) * 1000 / rate - 200, heard_new
     arrival = next(a["at_frame"] for a in report["arrivals"] if a["generation"] == 1)
-    old_after = frames_of(report, 0, after=arrival)
+    old_after = frames_in(report, 0, lo=arrival)
     # As on loopback (tests/test_flush.py): the fade (5 ms) plus at most one render quantum (10 ms).
     assert old_after <= out_rate * 15 // 1000, old_after
     first_new = min(s["start"] for s in report["segments"] if s["generation"] == 1)
-    assert frames_of(report, 0, after=first_new) == 0
+    assert frames_in(report, 0, lo=first_new) == 0
