@@ -840,6 +840,11 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--duration", type=float, help="exit after this many seconds")
     ap.add_argument("--no-udp", action="store_true", help="do not proxy UDP")
     ap.add_argument("--no-tcp", action="store_true", help="do not proxy TCP")
+    ap.add_argument(
+        "--no-websocket",
+        action="store_true",
+        help="refuse WebSocket upgrades on TCP (plain HTTP passes), so MoQ clients stay on QUIC",
+    )
     ap.add_argument("--stats-every", type=float, default=0.0, help="print counters every S seconds to stderr")
     for prefix in ("", "up-", "down-"):
         grp = ap.add_argument_group(f"{prefix or 'both '}directions" if not prefix else f"{prefix[:-1]} direction only")
@@ -860,7 +865,14 @@ async def _cli(ns: argparse.Namespace) -> dict[str, Any]:
     up = profile_from_args(ns, "up")
     down = profile_from_args(ns, "down")
     async with Impairment(
-        ns.listen, ns.upstream, up, down, seed=ns.seed, udp=not ns.no_udp, tcp=not ns.no_tcp
+        ns.listen,
+        ns.upstream,
+        up,
+        down,
+        seed=ns.seed,
+        udp=not ns.no_udp,
+        tcp=not ns.no_tcp,
+        websocket=not ns.no_websocket,
     ) as proxy:
         print(
             f"impair: listening on {proxy.addr} (UDP+TCP) -> {_fmt(*proxy.upstream)}; url {proxy.url}", file=sys.stderr
