@@ -574,14 +574,15 @@ async def run_async(
 
 
 def run(quick: bool = False, trials: int | None = None) -> dict[str, Any]:
-    """The measurement for bench/run.py: the full grid (3 trials per condition and lead, ~25 min)
-    or ``quick`` (3 conditions, lead 60 ms, a 4 s reply, < 60 s)."""
+    """The measurement for bench/run.py: the full grid at lead 60 ms and a 9-condition subset at
+    20/200 ms, 3 trials each (54 trials, ~17 min on 2 cores), or ``quick`` (3 conditions + the
+    control, lead 60 ms, a 4 s reply, ~10 s)."""
     return asyncio.run(run_async(quick, trials))
 
 
 def print_table(res: dict[str, Any]) -> None:
     print(
-        "| one-way delay | jitter | loss | underruns in 12 s | silence inserted | stale after flush (p50/p95) | marker (p50/max) |"
+        "| one-way delay | jitter | loss | underruns | silence inserted | stale after flush (p50/p95) | marker (p50/max) |"
     )
     print("|---|---|---|---|---|---|---|")
     for r in res["baseline_table"]:
