@@ -88,9 +88,16 @@ class Certificate:
     fingerprint: str
 
 
-def make_certificate(directory: Path) -> Certificate:
-    """Make a certificate with openssl (valid 10 days: WebTransport's serverCertificateHashes
-    accepts at most 14, so the same file also works for a browser pinning it)."""
+def make_certificate(workdir: Path) -> Certificate:
+    """Make a certificate with openssl in ``workdir/tls/`` (valid 10 days: WebTransport's
+    serverCertificateHashes accepts at most 14, so the same file also works for a browser
+    pinning it).
+
+    The files get a directory of their own because moq-relay watches the certificate's
+    directory to hot-reload it: with the relay's log file beside it, every log line would
+    trigger a reload, which logs a line (tens of thousands of reloads a second, a core busy).
+    """
+    directory = workdir / "tls"
     directory.mkdir(parents=True, exist_ok=True)
     cert, key = directory / "relay.crt", directory / "relay.key"
     subprocess.run(
