@@ -121,3 +121,30 @@ async fn player_renders_at_most_the_fade_of_old_audio_after_the_new_generation_a
     let _ = std::fs::remove_dir_all(&dir);
     drop(server);
 }
+
+/// The end of an utterance that is not a whole number of Opus frames (and sits in the
+/// resampler's filter delay at 22.05 kHz) still goes out when the writer pauses, so a mark at
+/// the end of it resolves as played.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mark_at_the_end_of_an_odd_length_utterance_resolves_played() {
+    let (server, publisher, listener) = setup().await;
+    let producer = publisher.publish_audio("bot", ProducerOptions::new(22_050, 1)).unwrap();
+    let (player, id) = listener
+        .play_audio("bot", ConsumerOptions::default(), PlayerOptions::default(), Some("ear".into()))
+        .await
+        .unwrap();
+    let n = 22_050 * 4_541 / 1_000; // 4.541 s: the last 1 ms of a frame, and the filter's tail
+    let pcm: Vec<f32> = (0..n).map(|i| 0.3 * (i as f32 * 0.05).sin()).collect();
+    producer.write(Pcm::F32(&pcm)).await.unwrap();
+    producer.mark("end").unwrap();
+    let event = tokio::time::timeout(Duration::from_secs(15), producer.wait_mark("end"))
+        .await
+        .expect("the mark resolved")
+        .unwrap();
+    assert!(
+        matches!(&event.state, moq_audio::MarkState::Played { listener, .. } if *listener == id),
+        "{event:?}"
+    );
+    drop(player);
+    drop(server);
+}

@@ -133,6 +133,13 @@ impl Resampler {
         self.pending.len() / self.channels
     }
 
+    /// Whether any input has not come out yet: a partial chunk, or what the sinc filter's delay
+    /// still holds (the output lags the input by [`rubato::Resampler::output_delay`]).
+    /// [`Resampler::drain`] gives it all back.
+    pub fn has_pending(&self) -> bool {
+        self.pending_frames() > 0 || ((self.consumed as f64 * self.ratio).round() as u64) > self.emitted
+    }
+
     fn run(&mut self, offset: usize, valid: usize, out: &mut Vec<f32>) -> Result<()> {
         // A whole chunk of input, zero-padded when only `valid` frames are left at the end.
         let mut input = vec![0.0; self.chunk * self.channels];
@@ -206,6 +213,21 @@ mod tests {
         let out = r.process(&input).unwrap();
         let mid = &out[out.len() / 2 - 2..out.len() / 2];
         assert!((mid[0] - 0.5).abs() < 0.01 && (mid[1] + 0.25).abs() < 0.01, "{mid:?}");
+    }
+
+    #[test]
+    fn the_filter_delay_counts_as_pending_until_drained() {
+        let mut r = Resampler::new(22_050, 48_000, 1).unwrap();
+        // Whole chunks only, so nothing waits for a chunk: what is held is the filter's delay.
+        let input = 220 * 10; // ten 10 ms chunks (220 frames each at 22.05 kHz)
+        let expected = (input as f64 * 48_000.0 / 22_050.0).round() as usize;
+        let out = r.process(&vec![0.1; input]).unwrap();
+        assert_eq!(r.pending_frames(), 0);
+        assert!(out.len() < expected, "the filter holds some output back ({} of {expected})", out.len());
+        assert!(r.has_pending(), "held-back output must count, or a writer's last words never go out");
+        let tail = r.drain().unwrap();
+        assert_eq!(out.len() + tail.len(), expected);
+        assert!(!r.has_pending());
     }
 
     #[test]

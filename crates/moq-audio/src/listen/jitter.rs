@@ -112,6 +112,8 @@ pub struct JitterBuffer {
     fade_ts: u64,
     stats: JitterStats,
     last: Option<(u64, u64)>,
+    /// Render time (µs) the audio now buffered has waited while playout was stopped.
+    waited_us: u64,
 }
 
 impl JitterBuffer {
@@ -129,6 +131,7 @@ impl JitterBuffer {
             fade_ts: 0,
             stats: JitterStats::default(),
             last: None,
+            waited_us: 0,
         }
     }
 
@@ -266,6 +269,7 @@ impl JitterBuffer {
         self.generation = Some(generation);
         // The new generation starts once `target` of it is buffered, like a stream.
         self.playing = false;
+        self.waited_us = 0;
     }
 
     /// Take up to `n` samples of audio from the playout position on (gaps skipped), moving the
@@ -308,10 +312,17 @@ impl JitterBuffer {
             });
             i = n;
         }
-        // 2. Wait for the target before starting.
-        if !self.playing && self.generation.is_some() && self.buffered_us() >= self.opts.target_us {
-            self.playing = true;
-            self.pos_us = None;
+        // 2. Wait for the target before starting, but no longer than the target itself: the end
+        //    of an utterance (a last frame below the target) must play, not wait for audio that
+        //    may not come for seconds.
+        if !self.playing && self.generation.is_some() && !self.queue.is_empty() {
+            if self.buffered_us() >= self.opts.target_us || self.waited_us >= self.opts.target_us {
+                self.playing = true;
+                self.pos_us = None;
+                self.waited_us = 0;
+            } else {
+                self.waited_us += self.frames_to_us((out.len() - i) / ch);
+            }
         }
         // 3. Audio of the current generation, against the playout position.
         while self.playing && i < out.len() {
@@ -512,6 +523,19 @@ mod tests {
         let (out, _) = render(&mut b, 1920);
         assert!(out[..960].iter().all(|&s| s == 0.1) && out[960..].iter().all(|&s| s == 0.3));
         assert_eq!(b.last_rendered(), Some((0, 5_020_000)));
+    }
+
+    #[test]
+    fn audio_below_the_target_plays_once_it_has_waited_the_target() {
+        let mut b = buf();
+        b.push(0, 0, &frame(0.1)); // 20 ms: the end of an utterance, below the 40 ms target
+        let (out, _) = render(&mut b, 960);
+        assert!(out.iter().all(|&s| s == 0.0), "waits first");
+        let (out, _) = render(&mut b, 960);
+        assert!(out.iter().all(|&s| s == 0.0), "40 ms waited: starts at the next quantum");
+        let (out, spans) = render(&mut b, 960);
+        assert!(out.iter().all(|&s| s == 0.1), "then plays rather than waiting forever");
+        assert_eq!(spans[0].generation, Some(0));
     }
 
     #[test]

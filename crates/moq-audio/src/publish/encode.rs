@@ -71,7 +71,7 @@ impl EncodePipeline {
 
     /// Whether any input is held back (in the resampler or a partial frame).
     pub fn has_pending(&self) -> bool {
-        !self.pending.is_empty() || self.resampler.as_ref().is_some_and(|r| r.pending_frames() > 0)
+        !self.pending.is_empty() || self.resampler.as_ref().is_some_and(Resampler::has_pending)
     }
 
     /// Codec-rate samples buffered, waiting for a whole frame (interleaved).
