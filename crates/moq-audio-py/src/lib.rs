@@ -18,6 +18,7 @@ use pyo3::prelude::*;
 /// The `moq_audio._native` module.
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    runtime::configure();
     errors::register(m)?;
     m.add_class::<producer::AudioProducer>()?;
     m.add_class::<producer::FlushReport>()?;

@@ -30,6 +30,17 @@ impl Drop for InFlight {
     }
 }
 
+/// Worker threads' stack: 8 MiB like a main thread, not tokio's 2 MiB, because futures of a
+/// debug build (the relay's start-up in particular) need more than 2 MiB when polled deep.
+const WORKER_STACK: usize = 8 << 20;
+
+/// Configure the shared runtime before its first use (at module import).
+pub fn configure() {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all().thread_stack_size(WORKER_STACK).thread_name("moq-audio");
+    pyo3_async_runtimes::tokio::init(builder);
+}
+
 /// The shared tokio runtime (pyo3-async-runtimes' multi-thread runtime).
 pub fn runtime() -> &'static tokio::runtime::Runtime {
     pyo3_async_runtimes::tokio::get_runtime()

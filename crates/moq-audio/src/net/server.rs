@@ -104,7 +104,9 @@ impl Server {
         let mut attempt = 1;
         let relay = loop {
             let try_addr = if addr.port() == 0 { SocketAddr::new(addr.ip(), free_port(addr.ip())?) } else { addr };
-            match moq_relay::Relay::load(relay_config(try_addr, &options)).await {
+            // Boxed: the relay's start-up future is large (tens of KiB in a debug build), more than a
+            // 2 MiB tokio worker stack (the Python binding's runtime) holds next to its callers.
+            match Box::pin(moq_relay::Relay::load(relay_config(try_addr, &options))).await {
                 Ok(relay) => break relay,
                 Err(err) if addr.port() == 0 && attempt < BIND_ATTEMPTS && in_use(&err) => attempt += 1,
                 Err(err) if in_use(&err) => {
