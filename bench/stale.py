@@ -59,10 +59,10 @@ async def moq_audio_trial(
         report = await player.stop()
     finally:
         bot.cancel()
-    segs = report["segments"]
-    stale = sum(overlap(s["start"], s["frames"], flush_frame) for s in segs if s["generation"] == 0)
-    heard_before = sum(overlap(s["start"], s["frames"], 0, flush_frame) for s in segs if s["generation"] == 0)
-    new_start = next((s["start"] for s in segs if (s["generation"] or 0) >= 1), None)
+    segs = report.segments
+    stale = sum(overlap(s.start, s.frames, flush_frame) for s in segs if s.generation == 0)
+    heard_before = sum(overlap(s.start, s.frames, 0, flush_frame) for s in segs if s.generation == 0)
+    new_start = next((s.start for s in segs if (s.generation or 0) >= 1), None)
     out = {
         "stale_ms": stale * 1000.0 / RATE,
         "heard_ms_reported": rep.heard_ms,
@@ -70,7 +70,7 @@ async def moq_audio_trial(
         "heard_ms_actual": heard_before * 1000.0 / RATE,
         "dropped_ms": rep.dropped_pcm_ms + rep.dropped_encoded_ms,
         "sent_ms": rep.sent_ms,
-        "underruns": report["stats"]["underruns"],
+        "underruns": report.stats.underruns,
     }
     if new_reply:
         out["first_new_render_ms"] = None if new_start is None else (new_start - flush_frame) * 1000.0 / RATE

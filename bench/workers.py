@@ -182,8 +182,8 @@ async def mem_listener(args: dict) -> None:
         {
             "rss": sampler.samples,
             "hwm_mib": proc_status().get("VmHWM"),
-            "segments_logged": len(report["segments"]),
-            "rendered_ms": report["rendered_ms"],
+            "segments_logged": len(report.segments),
+            "rendered_ms": report.rendered_ms,
         }
     )
 

@@ -48,17 +48,7 @@ async def ear_session(server):
 def frames_of(report: Any, generation: int, *, after: int = 0, fade: bool | None = None) -> int:
     """Render-clock frames of ``generation`` in a Player report that lie at or after ``after``.
 
-    A report object with its own ``frames_of`` (the binding's ``PlayerReport``) answers itself;
-    the dict reports of older builds are summed up here.
+    The computation is the core's (``PlayerReport.frames_of``); this keeps the tests' call sites
+    short.
     """
-    method = getattr(report, "frames_of", None)
-    if method is not None:
-        return int(method(generation, after=after, fade=fade))
-    total = 0
-    for s in report["segments"]:
-        if s["generation"] != generation or (fade is not None and s["fade"] != fade):
-            continue
-        end = s["start"] + s["frames"]
-        if end > after:
-            total += end - max(s["start"], after)
-    return total
+    return int(report.frames_of(generation, after=after, fade=fade))

@@ -112,7 +112,7 @@ async def test_publish_plays_24_bit_and_float_wav_files(server, ear_session, tmp
             cli.kill()
             await cli.wait()
     assert cli.returncode == 0, err.decode()
-    out_rate = report["sample_rate"]
+    out_rate = report.sample_rate
     assert abs(frames_of(report, 0) / out_rate - 1.0) < 0.08  # 1 s ± padding to whole frames
     audio, wav_rate = soundfile.read(heard, dtype="float32")
     assert wav_rate == out_rate and audio.shape[1] == 2

@@ -79,20 +79,21 @@ async def test_player_wav_cuts_to_the_new_sentence_with_only_the_fade(bot_sessio
     await producer.finish()
     report = await asyncio.wait_for(player.wait(), 20)
 
-    out_rate = report["sample_rate"]
-    arrival = next(a["at_frame"] for a in report["arrivals"] if a["generation"] == 1)
+    out_rate = report.sample_rate
+    arrival = report.arrival_of(1)
+    assert arrival is not None, "generation 1 reached the player"
     old_after = frames_of(report, 0, after=arrival)
     fade = frames_of(report, 0, after=arrival, fade=True)
     # The fade (<= 10 ms, 5 ms by default) plus at most one render quantum (10 ms).
     assert fade <= out_rate * 10 // 1000
     assert old_after <= out_rate * 5 // 1000 + out_rate * 10 // 1000, old_after
-    first_new = min(s["start"] for s in report["segments"] if s["generation"] == 1)
+    first_new = min(s.start for s in report.segments if s.generation == 1)
     assert frames_of(report, 0, after=first_new) == 0, "no old audio after the first new sample"
     new_ms = frames_of(report, 1) * 1000 / out_rate
     assert abs(new_ms - len(second) * 1000 / rate) < 80, new_ms
 
     with wave.open(str(wav_path)) as w:
-        assert w.getnframes() == report["rendered_frames"]
+        assert w.getnframes() == report.rendered_frames
         audio = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
     # The second sentence is really in the file where the player says it rendered it.
     new_part = audio[first_new : first_new + out_rate]

@@ -33,8 +33,8 @@ async def test_marks_per_sentence_and_heard_ms_match_what_the_player_rendered(bo
     truth = player.report()
     # Where the listener was in the generation: audio it rendered plus any it skipped to catch
     # up after an underrun (its jitter buffer caps the delay an underrun adds).
-    position = frames_of(truth, 0, fade=False) + truth["stats"]["skipped_frames"]
-    rendered_ms = position * 1000 / truth["sample_rate"]
+    position = frames_of(truth, 0, fade=False) + truth.stats.skipped_frames
+    rendered_ms = position * 1000 / truth.sample_rate
 
     resolved: dict[str, moq_audio.MarkEvent] = {}
     while len(resolved) < 4:
@@ -45,7 +45,7 @@ async def test_marks_per_sentence_and_heard_ms_match_what_the_player_rendered(bo
     assert resolved["s1"].listener == player.listener_id
     assert (resolved["s1"].render_time_ms or 0) > 0
     assert not report.heard_estimated
-    assert abs(report.heard_ms - rendered_ms) <= 20, (report.heard_ms, rendered_ms, truth["stats"])
+    assert abs(report.heard_ms - rendered_ms) <= 20, (report.heard_ms, rendered_ms, truth.stats)
     assert list(report.heard_per_listener) == [player.listener_id]
     # wait_mark after the fact returns the same resolution.
     assert (await producer.wait_mark("s2")).state == "played"

@@ -209,9 +209,10 @@ async def cmd_listen(args: argparse.Namespace) -> int:
 
         def new_arrivals(report: PlayerReport) -> None:
             nonlocal seen
-            for arrival in report["arrivals"][seen:]:
-                status(f"generation {arrival['generation']} arrived")
-            seen = len(report["arrivals"])
+            arrivals = report.arrivals
+            for arrival in arrivals[seen:]:
+                status(f"generation {arrival.generation} arrived")
+            seen = len(arrivals)
 
         ended = asyncio.ensure_future(player.wait())
         loop = asyncio.get_running_loop()
@@ -226,19 +227,13 @@ async def cmd_listen(args: argparse.Namespace) -> int:
         finally:
             report = await player.stop()
         new_arrivals(report)
-        status(f"rendered {report['rendered_ms'] / 1000:.1f} s ({report['end'] or 'stopped'}) -> {args.out}")
+        status(f"rendered {report.rendered_ms / 1000:.1f} s ({report.end or 'stopped'}) -> {args.out}")
     return 0
 
 
 def old_audio_after_cut(report: PlayerReport) -> float:
     """ms of generation 0 the Player rendered after generation 1 arrived (the fade)."""
-    cut = next((a["at_frame"] for a in report["arrivals"] if a["generation"] == 1), 0)
-    frames = sum(
-        s["start"] + s["frames"] - max(s["start"], cut)
-        for s in report["segments"]
-        if s["generation"] == 0 and s["start"] + s["frames"] > cut
-    )
-    return frames * 1000 / report["sample_rate"]
+    return report.ms_of(0, after=report.arrival_of(1) or 0)
 
 
 async def cmd_demo(args: argparse.Namespace) -> int:
@@ -264,7 +259,7 @@ async def cmd_demo(args: argparse.Namespace) -> int:
             first_mark = await producer.wait_mark("first")
             second_mark = await producer.wait_mark("second")
     status(
-        f"heard.wav: {final['rendered_ms'] / 1000:.1f} s; after the flush the listener rendered "
+        f"heard.wav: {final.rendered_ms / 1000:.1f} s; after the flush the listener rendered "
         f"{old_audio_after_cut(final):.1f} ms of old audio (fade) before the new sentence"
     )
     status(f"marks: first={first_mark.state}, second={second_mark.state}")
