@@ -9,13 +9,17 @@
 # with a message on stderr when it cannot be installed.
 #
 # Version 0.17.10 speaks the moq-net 0.3.18 / moq-tokio 0.19.31 our crate links (README
-# "Versions"); bump both together. The first run compiles ~560 crates (about 15 minutes on
-# 2 cores); a second run finds the binary and returns in well under a second. `--locked` is
-# not used: the relay's packaged Cargo.lock pins a dependency version that is no longer on
-# crates.io, so a locked install fails to resolve.
+# "Versions"); bump both together. Features: `noq` (QUIC + WebTransport) and `websocket` (the
+# fallback browsers use); the defaults' iroh (peer-to-peer), mDNS LAN clustering and unix
+# sockets are left out, which trims the build to ~450 crates (28 CPU-minutes: 15-30 minutes on
+# 2 cores, more when other builds share them). A
+# second run finds the binary and returns in well under a second. `--locked` is not used: the
+# relay's packaged Cargo.lock pins a dependency version that is no longer on crates.io, so a
+# locked install fails to resolve.
 set -euo pipefail
 
 VERSION=0.17.10
+FEATURES=noq,websocket
 CACHE="${MOQ_AUDIO_CACHE:-$HOME/.cache/moq-audio}"
 ROOT="$CACHE/moq-relay-$VERSION"
 BIN="$ROOT/bin/moq-relay"
@@ -49,9 +53,10 @@ fi
 say "building moq-relay $VERSION from crates.io into $ROOT (first time only; ~15 min on 2 cores)"
 log="$ROOT/install.log"
 start=$SECONDS
-if ! cargo install moq-relay --version "$VERSION" --root "$ROOT" >"$log" 2>&1; then
+if ! cargo install moq-relay --version "$VERSION" --no-default-features --features "$FEATURES" \
+    --root "$ROOT" >"$log" 2>&1; then
   tail -n 30 "$log" >&2
-  die "cargo install moq-relay --version $VERSION failed (full log: $log)"
+  die "cargo install moq-relay --version $VERSION --features $FEATURES failed (full log: $log)"
 fi
 [[ -x "$BIN" ]] || die "cargo install finished but $BIN does not exist (log: $log)"
 got="$(installed_version)"
