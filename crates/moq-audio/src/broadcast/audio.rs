@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 use super::feedback;
 use crate::codec::opus::codec_rate;
 use crate::net::data::DataWriter;
+use crate::net::session::Follower;
 use crate::net::Session;
 use crate::publish::{AudioProducer, ProducerOptions};
 use crate::wire::catalog::{self, AUDIO_TRACK, CATALOG_TRACK};
@@ -35,6 +36,8 @@ struct Inner {
     _catalog: moq_net::track::Producer,
     data: Mutex<HashMap<String, DataWriter>>,
     feedback: JoinHandle<()>,
+    /// Registered with the session (weakly) to follow its drops and reconnects.
+    _follower: Arc<dyn Follower>,
 }
 
 impl Drop for Inner {
@@ -115,6 +118,8 @@ impl Session {
         let producer = AudioProducer::new(track, options)?;
         broadcast.announce(Default::default()).map_err(|e| duplicate(e.into(), path))?;
         let feedback = tokio::spawn(feedback::collect(self.remote(), path.to_string(), producer.playout_sink()));
+        let follower: Arc<dyn Follower> = Arc::new(ProducerFollower(producer.clone()));
+        self.follow(&follower);
         Ok(AudioBroadcast {
             inner: Arc::new(Inner {
                 path: path.to_string(),
@@ -123,8 +128,31 @@ impl Session {
                 _catalog: catalog_track,
                 data: Mutex::new(HashMap::new()),
                 feedback,
+                _follower: follower,
             }),
         })
+    }
+}
+
+/// Keeps a producer in step with its session: hold the audio while disconnected, continue in a
+/// new generation after a reconnect, fail when the session ended for good. Owned by the
+/// broadcast; the session holds it weakly.
+struct ProducerFollower(AudioProducer);
+
+impl Follower for ProducerFollower {
+    fn disconnected(&self) {
+        self.0.disconnected();
+    }
+
+    fn reconnected(&self, _epoch: u64) {
+        self.0.reconnected();
+    }
+
+    fn closed(&self, reason: Option<&str>) {
+        // Our own close (no reason) lets finish()/cancel() decide; a lost session fails it.
+        if let Some(reason) = reason {
+            self.0.fail(Error::Connection(reason.to_string()));
+        }
     }
 }
 

@@ -14,7 +14,7 @@ use crate::wire::loc::{Event, Frame};
 use crate::Result;
 
 /// Duration of the marker's Opus packet (TOC config 16: 2.5 ms), µs.
-const MARKER_US: u64 = 2_500;
+pub(crate) const MARKER_US: u64 = 2_500;
 
 /// Finished groups kept for a reset at the next flush. With the default 60 ms lead and 100 ms
 /// groups, at most the last two finished groups can still have bytes in the send buffer.
@@ -75,6 +75,23 @@ impl GroupWriter {
         Ok(())
     }
 
+    /// Close the old generation's groups at a flush: reset them (their unsent bytes die in the
+    /// sender and in relays, which pass the reset on) when `reset`, else finish the open one so
+    /// what was handed out is delivered whole. Generation-aware listeners drop those frames
+    /// either way; a stock hang player (no generations) stalls on the hole a reset leaves and
+    /// then drops up to 100 ms of the new reply to catch up (measured, see
+    /// [`crate::publish::ProducerOptions::reset_in_flight`]).
+    pub(crate) fn end_generation(&mut self, reset: bool) {
+        if reset {
+            self.reset_unsent();
+        } else {
+            if let Some((group, _)) = self.open.take() {
+                let _ = group.finish();
+            }
+            self.recent.clear();
+        }
+    }
+
     /// Reset the open group and the recent ones: their unsent bytes die in the sender (and in
     /// relays, which pass the reset on).
     pub(crate) fn reset_unsent(&mut self) {
@@ -88,18 +105,17 @@ impl GroupWriter {
         }
     }
 
-    /// Write a one-frame marker group announcing `event` for `generation`, whose audio starts at
-    /// `starts_us`.
-    ///
-    /// The marker's 2.5 ms "no data" packet ([`crate::wire::loc::marker_payload`]) is stamped
-    /// to end where the new audio starts, so a stock decoder that plays it as concealment sees a
-    /// continuous timeline instead of an overlap (upstream's decoder trimmed ~1.4 ms of new
-    /// audio on the overlap); never below what was already written.
+    /// Write a one-frame marker group announcing `event` for `generation` at `at_us`, where the
+    /// old audio ends; the caller starts the new audio [`MARKER_US`] later, so a stock decoder
+    /// that plays the marker's 2.5 ms "no data" packet ([`crate::wire::loc::marker_payload`]) as
+    /// concealment sees one continuous timeline (an overlap made upstream's decoder reset and
+    /// trim new audio; the measurements are in the README's wire format section). Never below
+    /// what was already written.
     ///
     /// # Errors
     /// [`crate::Error::Moq`] when the track is closed.
-    pub(crate) fn marker(&mut self, starts_us: u64, generation: u64, event: Event) -> Result<()> {
-        let at = starts_us.saturating_sub(MARKER_US).max(self.last_ts_us);
+    pub(crate) fn marker(&mut self, at_us: u64, generation: u64, event: Event) -> Result<()> {
+        let at = at_us.max(self.last_ts_us);
         let mut group = self.track.append_group()?;
         Frame::marker(at, generation, event, self.channels).write_to(&mut group)?;
         group.finish()?;

@@ -285,6 +285,16 @@ impl MarkTracker {
         }
     }
 
+    /// The queued tail of `old` continues as generation `new` (a reconnect): pending marks of
+    /// `old` past `shift_us` (what had been handed out) move to `new`, `shift_us` earlier.
+    /// Marks on audio already handed out stay with `old`.
+    pub fn rebase(&mut self, old: u64, new: u64, shift_us: u64) {
+        for m in self.pending.iter_mut().filter(|m| m.generation == old && m.position_us > shift_us) {
+            m.generation = new;
+            m.position_us -= shift_us;
+        }
+    }
+
     /// Resolve marks as unknown when no listener reported for `timeout` while they waited.
     pub fn expire(&mut self, now: Instant, timeout: Duration) {
         let Some(since) = self.waiting_since else { return };
@@ -431,6 +441,22 @@ mod tests {
         let heard = t.flush(0, Instant::now() + Duration::from_millis(500));
         assert!(heard.estimated);
         assert!(heard.ms > 400.0 && heard.ms <= 1000.0, "{heard:?}");
+    }
+
+    #[test]
+    fn a_reconnect_moves_marks_on_queued_audio_to_the_new_generation() {
+        let mut t = MarkTracker::default();
+        let mut rx = t.subscribe();
+        t.add("sent", 0, 400_000).unwrap();
+        t.add("queued", 0, 1_500_000).unwrap();
+        send(&mut t, 0, 0, 50, 0); // 1 s handed out before the outage
+        t.rebase(0, 1, 1_000_000);
+        send(&mut t, 1, 0, 50, 9_000_000); // the carried audio, later on the timeline
+        t.report(report("a", 1, 9_000_000 + 600_000), Instant::now());
+        let event = rx.try_recv().unwrap();
+        assert_eq!((event.id.as_str(), event.generation, event.position_us), ("queued", 1, 500_000));
+        assert!(matches!(event.state, MarkState::Played { .. }));
+        assert!(t.is_pending("sent"), "audio sent before the outage keeps its generation");
     }
 
     #[test]

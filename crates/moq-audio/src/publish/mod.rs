@@ -20,5 +20,5 @@ mod pump;
 mod queue;
 
 pub use marks::{Heard, ListenerPlayout, MarkEvent, MarkState};
-pub use options::ProducerOptions;
+pub use options::{OnDisconnect, ProducerOptions};
 pub use producer::{AudioProducer, FlushReport, PendingWrite, PlayoutSink, WriteOutcome};

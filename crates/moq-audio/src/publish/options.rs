@@ -12,6 +12,19 @@ use crate::{Error, Result};
 /// the unflushable buffering this crate exists to avoid.
 pub const MAX_LEAD: Duration = Duration::from_secs(5);
 
+/// What `write` does while the session is disconnected (a relay restart, a network blip).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OnDisconnect {
+    /// Keep queueing up to the capacity (then wait, as on a full queue); nothing is handed to
+    /// the network until the session is back, and the queued audio then plays in a new
+    /// generation. A blip of a few seconds loses nothing that was not already on the wire.
+    #[default]
+    Queue,
+    /// Refuse: `write` fails with [`Error::Connection`] and queues nothing from that call.
+    Fail,
+}
+
 /// Settings for [`crate::AudioProducer`]. Start from [`ProducerOptions::new`] or `Default`
 /// (48 kHz mono) and set fields.
 #[derive(Clone, Debug)]
@@ -40,6 +53,16 @@ pub struct ProducerOptions {
     /// it waited (a listener that left, or none at all). Default 5 s: well over the feedback
     /// interval (50 ms) plus a jitter buffer and network delay.
     pub mark_timeout: Duration,
+    /// What `write` does while the session is disconnected. Default [`OnDisconnect::Queue`].
+    pub on_disconnect: OnDisconnect,
+    /// At a flush, also reset (QUIC RESET_STREAM) the old generation's groups already handed to
+    /// the network, so their unsent bytes die in the sender and in relays. Default `false`:
+    /// listeners that know generations (ours) drop that audio anyway, while a stock hang player
+    /// (`@moq/watch`) stalls on the hole a reset leaves and drops up to 100 ms of the new reply
+    /// to catch up (2 of 6 runs of `tests/test_stock_player.py` with resets, 0 of 6 without).
+    /// Turn it on when every listener is generation-aware and the bytes matter. `cancel()`
+    /// always resets.
+    pub reset_in_flight: bool,
 }
 
 impl ProducerOptions {
@@ -93,6 +116,8 @@ impl Default for ProducerOptions {
             capacity: Duration::from_secs(30),
             group_frames: 5,
             mark_timeout: Duration::from_secs(5),
+            on_disconnect: OnDisconnect::Queue,
+            reset_in_flight: false,
         }
     }
 }

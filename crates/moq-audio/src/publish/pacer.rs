@@ -76,6 +76,12 @@ impl Pacer {
         Some(ts)
     }
 
+    /// Move the timeline `us` forward without a frame: room for something stamped at
+    /// [`next_ts_us`](Self::next_ts_us) that lasts `us` (a flush marker's 2.5 ms packet).
+    pub fn advance(&mut self, us: u64) {
+        self.next_ts_us += us;
+    }
+
     /// Timestamp the next frame will get if handed out without a re-anchor (µs).
     pub fn next_ts_us(&self) -> u64 {
         self.next_ts_us

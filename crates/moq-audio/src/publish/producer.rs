@@ -23,6 +23,12 @@ use crate::wire::loc::Event;
 use crate::wire::playout::PlayoutReport;
 use crate::{Error, Result};
 
+/// After a reconnect, how long the producer holds its carried audio for a listener to
+/// resubscribe (see [`AudioProducer::reconnected`]): a listener notices a crashed relay after
+/// the QUIC idle timeout (4 s) and redials with backoff, so its session can be back a few
+/// seconds after ours.
+const RESUME_HOLD: Duration = Duration::from_secs(5);
+
 /// What a [`AudioProducer::flush`] dropped and how far the flushed generation had got.
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
@@ -104,6 +110,7 @@ impl AudioProducer {
             options.bitrate,
         )?;
         let now = Instant::now();
+        let demand = track.clone();
         let state = State {
             generation: 0,
             status: Status::Open,
@@ -120,9 +127,12 @@ impl AudioProducer {
             last_write: now,
             error: None,
             marks: MarkTracker::default(),
+            disconnected: false,
+            carried_from: None,
+            hold_until: None,
         };
         let rate = codec_rate(options.sample_rate);
-        let shared = Arc::new(Shared::new(state, options, rate));
+        let shared = Arc::new(Shared::new(state, options, rate, demand));
         tokio::spawn(super::pump::run(shared.clone(), pipeline));
         Ok(Self {
             _guard: Arc::new(DropGuard(shared.clone())),
@@ -166,7 +176,7 @@ impl AudioProducer {
     pub fn prepare(&self, pcm: Pcm<'_>) -> Result<PendingWrite> {
         let samples = pcm.to_f32(self.shared.options.channels)?;
         let st = self.shared.lock();
-        st.check_open()?;
+        st.check_writable(&self.shared)?;
         Ok(PendingWrite {
             samples,
             generation: st.generation,
@@ -182,8 +192,8 @@ impl AudioProducer {
         let shared = &self.shared;
         {
             let mut st = shared.lock();
-            st.check_open()?;
-            if st.generation != write.generation {
+            st.check_writable(shared)?;
+            if !st.same_stream(write.generation) {
                 return Ok(Ok(WriteOutcome::Flushed));
             }
             if write.samples.len() > st.room(shared) {
@@ -212,8 +222,8 @@ impl AudioProducer {
             notified.as_mut().enable();
             {
                 let mut st = shared.lock();
-                st.check_open()?;
-                if st.generation != write.generation {
+                st.check_writable(shared)?;
+                if !st.same_stream(write.generation) {
                     return Ok(WriteOutcome::Flushed);
                 }
                 let room = st.room(shared);
@@ -378,6 +388,63 @@ impl AudioProducer {
     /// Whether the producer was finished or cancelled.
     pub fn is_closed(&self) -> bool {
         self.shared.lock().is_closed()
+    }
+
+    /// The session dropped: hand nothing to the track until [`reconnected`](Self::reconnected)
+    /// (it would go nowhere); writes keep queueing or fail, per
+    /// [`ProducerOptions::on_disconnect`]. [`crate::AudioBroadcast`] calls this for you.
+    pub fn disconnected(&self) {
+        self.shared.lock().disconnected = true;
+    }
+
+    /// The session is back: what is queued continues in a new generation (announced with a
+    /// marker, so listeners drop what they held from before the outage), sent at once up to the
+    /// lead and then in real time — once someone subscribes to the track again, or after 5 s,
+    /// so a listener that resubscribes a moment later hears the carried audio from its start.
+    /// [`crate::AudioBroadcast`] calls this for you.
+    pub fn reconnected(&self) {
+        let mut st = self.shared.lock();
+        if st.is_closed() || !st.disconnected {
+            return;
+        }
+        st.disconnected = false;
+        st.carry_over_generation(&self.shared);
+        if !self.shared.demand.is_used() {
+            // Hold the carried audio until a listener is back (its session reconnects around the
+            // same time), but not for long: audio for nobody is as good as none.
+            st.hold_until = Some(Instant::now() + RESUME_HOLD);
+            let shared = self.shared.clone();
+            tokio::spawn(async move {
+                let _ = tokio::time::timeout(RESUME_HOLD, shared.demand.used()).await;
+                shared.lock().hold_until = None;
+                shared.work.notify_one();
+            });
+        }
+        drop(st);
+        self.shared.work.notify_one();
+    }
+
+    /// Whether the producer is holding its audio because the session is down.
+    pub fn is_disconnected(&self) -> bool {
+        self.shared.lock().disconnected
+    }
+
+    /// End the producer with `error` (e.g. the session ended for good): queued audio is
+    /// dropped, pending marks resolve flushed, writers and [`finish`](Self::finish) get the error.
+    pub fn fail(&self, error: Error) {
+        let shared = &self.shared;
+        let mut st = shared.lock();
+        if st.is_closed() {
+            return;
+        }
+        let generation = st.generation;
+        st.pcm.clear();
+        st.frames.clear();
+        st.marks.flush(generation, Instant::now());
+        shared.fail(&mut st, error);
+        drop(st);
+        shared.space.notify_waiters();
+        shared.work.notify_one();
     }
 }
 

@@ -38,10 +38,14 @@ pub(crate) async fn run(shared: Arc<Shared>, mut pipeline: EncodePipeline) {
         let job = {
             let mut st = shared.lock();
             if st.generation != epoch {
+                // A flush starts a new stream for the codec; a reconnect carries the stream on.
+                let carried = st.carried_from == Some(epoch);
                 epoch = st.generation;
-                st.drained = false;
-                if let Err(e) = pipeline.reset() {
-                    shared.fail(&mut st, e);
+                if !carried {
+                    st.drained = false;
+                    if let Err(e) = pipeline.reset() {
+                        shared.fail(&mut st, e);
+                    }
                 }
             }
             next_job(&shared, &mut st, in_frame)
@@ -66,7 +70,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut pipeline: EncodePipeline) {
         let mut st = shared.lock();
         st.in_encoder = 0;
         match result {
-            Ok((packets, generation, drained)) if generation == st.generation => {
+            Ok((packets, generation, drained)) if st.same_stream(generation) => {
                 st.frames.extend(packets);
                 st.codec_pending = pipeline.pending_samples();
                 st.pipeline_pending = pipeline.has_pending();
@@ -90,9 +94,10 @@ fn next_job(shared: &Shared, st: &mut State, in_frame: usize) -> Job {
     if st.is_closed() {
         return Job::Exit;
     }
-    // Pace: hand out every frame that is due.
+    // Pace: hand out every frame that is due (none while the session is down: they would go
+    // nowhere; they wait here and go out in a new generation after the reconnect).
     let now = Instant::now();
-    while !st.frames.is_empty() {
+    while !st.frames.is_empty() && st.may_send(now) {
         let Some(ts) = st.pacer.take(now) else { break };
         let packet = st.frames.pop_front().expect("non-empty");
         let generation = st.generation;
@@ -124,7 +129,7 @@ fn next_job(shared: &Shared, st: &mut State, in_frame: usize) -> Job {
         // The writer paused (TTS idle, end of a sentence) with part of a frame written: once
         // that frame is due, send it padded with silence rather than hold the audio back (a
         // mark on it could never resolve, and the listener would starve anyway).
-        if st.frames.is_empty() && st.pipeline_pending && now >= partial_deadline(shared, st) {
+        if st.frames.is_empty() && st.pipeline_pending && !st.disconnected && now >= partial_deadline(shared, st) {
             st.pipeline_pending = false;
             return Job::Drain {
                 generation: st.generation,
@@ -133,6 +138,8 @@ fn next_job(shared: &Shared, st: &mut State, in_frame: usize) -> Job {
         }
     }
     if st.status == Status::Finishing && st.drained && st.frames.is_empty() {
+        // Say so in band: a relay that goes away also ends the track cleanly for its subscribers.
+        st.announce_finish();
         if let Err(e) = st.groups.finish() {
             tracing::debug!(%e, "the track was already closed at finish");
         }
@@ -140,7 +147,11 @@ fn next_job(shared: &Shared, st: &mut State, in_frame: usize) -> Job {
         shared.done.send_replace(true);
         return Job::Exit;
     }
-    Job::Wait(if !st.frames.is_empty() {
+    Job::Wait(if st.disconnected {
+        None // woken by the reconnect
+    } else if let Some(t) = st.hold_until.filter(|t| now < *t) {
+        Some(t) // or woken when someone subscribes
+    } else if !st.frames.is_empty() {
         st.pacer.due()
     } else if st.pipeline_pending {
         Some(partial_deadline(shared, st))

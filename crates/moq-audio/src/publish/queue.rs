@@ -66,11 +66,21 @@ pub(crate) struct State {
     /// Why the producer failed, for every later caller.
     pub(crate) error: Option<Error>,
     pub(crate) marks: MarkTracker,
+    /// The session is down: nothing is handed to the track (it would go nowhere).
+    pub(crate) disconnected: bool,
+    /// The generation whose queued audio the current one carried over at a reconnect: the
+    /// pump keeps its encoder and accepts frames it was encoding for it.
+    pub(crate) carried_from: Option<u64>,
+    /// After a reconnect, hand nothing out before this (or before someone subscribes,
+    /// whichever is first), so a listener whose session reconnects a moment later gets the
+    /// carried audio from its start.
+    pub(crate) hold_until: Option<Instant>,
 }
 
 impl State {
-    /// Drop everything of the current generation that was not handed out, reset its groups in
-    /// flight, move to the next generation and announce it in band with a marker group
+    /// Drop everything of the current generation that was not handed out, close its groups in
+    /// flight (reset them on a cancel, or per [`ProducerOptions::reset_in_flight`]), move to the
+    /// next generation and announce it in band with a marker group
     /// (`event`: a flush, or the cancel that ends the track).
     ///
     /// The pacer keeps its schedule: new audio written right away goes out on the old timeline,
@@ -95,16 +105,49 @@ impl State {
         self.in_encoder = 0;
         self.codec_pending = 0;
         self.pipeline_pending = false;
-        self.groups.reset_unsent();
+        self.groups.end_generation(event == Event::Cancel || shared.options.reset_in_flight);
         self.generation += 1;
+        self.carried_from = None;
         self.sent_frames = 0;
         self.written = 0;
-        // Where the new generation's audio starts on the timeline (timestamps only move forward).
+        self.announce(event);
+        dropped
+    }
+
+    /// Move to a new generation *keeping* what is queued (after a reconnect): the listeners'
+    /// view of the old generation ended with the outage, so the rest plays as a new one they
+    /// cut over to, not spliced onto audio from before the outage. Marks on queued audio move
+    /// with it; marks on audio already sent stay with the old generation (played if a late
+    /// report says so, else unknown after the mark timeout). Writers waiting for room keep
+    /// their place.
+    pub(crate) fn carry_over_generation(&mut self, shared: &Shared) {
+        let queued = self.pcm.len() + self.in_encoder;
+        let queued_codec = self.codec_pending + self.frames.len() * shared.frame_samples_codec();
+        let queued_input = queued + shared.codec_to_input_samples(queued_codec);
+        let consumed = (self.written as usize).saturating_sub(queued_input);
+        let old = self.generation;
+        self.groups.reset_unsent();
+        self.generation += 1;
+        self.carried_from = Some(old);
+        self.sent_frames = 0;
+        self.written -= consumed as u64;
+        self.marks.rebase(old, self.generation, shared.input_us(consumed));
+        self.announce(Event::Flush);
+    }
+
+    /// Write the finish marker (the current generation, [`Event::Finish`]) before the track ends.
+    pub(crate) fn announce_finish(&mut self) {
+        self.announce(Event::Finish);
+    }
+
+    /// Write the current generation's marker where the timeline stands, and start the new
+    /// audio after it (timestamps only move forward).
+    fn announce(&mut self, event: Event) {
         let at = self.pacer.next_ts_us();
         if let Err(e) = self.groups.marker(at, self.generation, event) {
             tracing::warn!(%e, "could not publish the generation marker");
         }
-        dropped
+        self.pacer.advance(super::groups::MARKER_US);
     }
 
     /// Audio queued and not yet handed to the track, in µs.
@@ -122,6 +165,19 @@ impl State {
     /// `Ok` while writes are accepted.
     ///
     /// # Errors
+    /// [`Error::Closed`] after finish or cancel; the pump's own error if it failed;
+    /// [`Error::Connection`] while disconnected when the options say to fail.
+    pub(crate) fn check_writable(&self, shared: &Shared) -> Result<()> {
+        self.check_open()?;
+        if self.disconnected && shared.options.on_disconnect == super::options::OnDisconnect::Fail {
+            return Err(Error::Connection("the session is disconnected (reconnecting); nothing was queued".into()));
+        }
+        Ok(())
+    }
+
+    /// `Ok` while the producer is open.
+    ///
+    /// # Errors
     /// [`Error::Closed`] after finish or cancel; the pump's own error if it failed.
     pub(crate) fn check_open(&self) -> Result<()> {
         match self.status {
@@ -129,6 +185,17 @@ impl State {
             Status::Finishing | Status::Finished => Err(Error::Closed("finished")),
             Status::Cancelled => Err(self.error.clone().unwrap_or(Error::Closed("cancelled"))),
         }
+    }
+
+    /// Whether audio bound to `generation` still belongs to the current stream: the current
+    /// generation, or the one it carried over at a reconnect.
+    pub(crate) fn same_stream(&self, generation: u64) -> bool {
+        generation == self.generation || self.carried_from == Some(generation)
+    }
+
+    /// Whether frames may be handed to the track at `now`.
+    pub(crate) fn may_send(&self, now: Instant) -> bool {
+        !self.disconnected && self.hold_until.is_none_or(|t| now >= t)
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -148,10 +215,12 @@ pub(crate) struct Shared {
     pub(crate) options: ProducerOptions,
     pub(crate) codec_rate: u32,
     pub(crate) capacity_samples: usize,
+    /// A handle on the track for its demand (whether anyone subscribes), outside the lock.
+    pub(crate) demand: moq_net::track::Producer,
 }
 
 impl Shared {
-    pub(crate) fn new(state: State, options: ProducerOptions, codec_rate: u32) -> Self {
+    pub(crate) fn new(state: State, options: ProducerOptions, codec_rate: u32, demand: moq_net::track::Producer) -> Self {
         Self {
             state: Mutex::new(state),
             space: Notify::new(),
@@ -160,6 +229,7 @@ impl Shared {
             codec_rate,
             capacity_samples: options.capacity_samples(),
             options,
+            demand,
         }
     }
 
@@ -171,6 +241,16 @@ impl Shared {
 
     pub(crate) fn frame_us(&self) -> u64 {
         self.options.frame_duration.as_ms() as u64 * 1000
+    }
+
+    /// Codec-rate samples (all channels) in one Opus frame.
+    pub(crate) fn frame_samples_codec(&self) -> usize {
+        self.options.frame_duration.samples(self.codec_rate) * self.options.channels as usize
+    }
+
+    /// Input-rate samples (all channels) covering `codec` codec-rate samples.
+    pub(crate) fn codec_to_input_samples(&self, codec: usize) -> usize {
+        (codec as u64 * self.options.sample_rate as u64 / self.codec_rate as u64) as usize
     }
 
     pub(crate) fn input_us(&self, samples: usize) -> u64 {
