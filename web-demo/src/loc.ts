@@ -12,7 +12,7 @@
 // | 0x08     | timescale  | units per second of the timestamp (absent: µs; read only)       |
 // | 0x10     | timestamp  | media time, µs (0x06 of draft-03 accepted on read, as upstream) |
 // | 0x4D4100 | generation | moq-audio generation (absent: 0)                               |
-// | 0x4D4102 | event      | on marker frames only: 1 = flush, 2 = cancel                   |
+// | 0x4D4102 | event      | on marker frames only: 1 = flush, 2 = cancel, 3 = finish       |
 //
 // `@moq/loc` (upstream's decoder, used in tests/loc.test.mjs as a cross-check) reads the same
 // frames but returns only the timestamp and payload: it skips our two properties, so the page
@@ -35,6 +35,9 @@ export const LocEvent = {
   Flush: 1,
   /** The publisher cancelled: drop everything, the track ends. */
   Cancel: 2,
+  /** The publisher finished: play out what is buffered, the track ends. (A v2 track that ends
+   * without it did not end at the publisher: a relay went away.) */
+  Finish: 3,
 } as const;
 
 /** Which property ids carry the generation and the event (from the catalog, else the defaults). */

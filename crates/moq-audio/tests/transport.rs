@@ -393,7 +393,9 @@ async fn connect_to_nothing_fails_fast() {
 async fn close_frees_the_port() {
     let server = bind(ServerOptions::default()).await;
     let addr = server.local_addr();
-    let session = connect(&server.url()).await;
+    let session = Session::connect(&server.url(), ConnectOptions::default().with_reconnect(false))
+        .await
+        .expect("connect session");
     let _ = http_get(addr, "/certificate.sha256").await;
     server.close().await;
     let ended = timeout(T, session.closed())
@@ -405,6 +407,35 @@ async fn close_frees_the_port() {
         .await
         .expect("rebind the same port");
     assert_eq!(again.local_addr(), addr);
+    again.close().await;
+}
+
+/// A server restarted on the same port: the session reports the drop, redials, and the
+/// broadcast it published is announced again to a new subscriber.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_reconnects_and_announces_its_broadcasts_again() {
+    use moq_audio::net::session::ConnectionEvent;
+    let server = bind(ServerOptions::default()).await;
+    let addr = server.local_addr();
+    let publisher = connect(&server.url()).await;
+    let mut events = publisher.events();
+    let broadcast = publisher.publish_broadcast("bot").unwrap();
+    let _track = broadcast.create_track("t", None).unwrap();
+    server.close().await;
+    let down = timeout(T, events.recv()).await.expect("a drop is reported").unwrap();
+    assert!(matches!(&down, ConnectionEvent::Disconnected { reason } if reason.contains("reconnecting")), "{down:?}");
+    assert!(!publisher.is_connected());
+
+    let again = Server::bind(addr, ServerOptions::default()).await.expect("rebind the same port");
+    // The new server has a new certificate: http:// URLs fetch and pin it again on the redial.
+    let up = timeout(Duration::from_secs(20), events.recv()).await.expect("the redial succeeds").unwrap();
+    assert_eq!(up, ConnectionEvent::Reconnected { epoch: 2 });
+    assert!(publisher.is_connected());
+    let subscriber = connect(&again.url()).await;
+    subscriber
+        .consume_broadcast("bot", T)
+        .await
+        .expect("the broadcast is announced again after the reconnect");
     again.close().await;
 }
 

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::listen::{AudioConsumer, ConsumerOptions, Player, PlayerOptions, PlayoutFeedback};
+use crate::listen::{AudioConsumer, ConsumerOptions, Player, PlayerOptions, PlayoutFeedback, Resubscribe};
 use crate::net::Session;
 use crate::wire::playout::{FEEDBACK_TRACK, LISTENERS_PREFIX};
 use crate::Result;
@@ -11,6 +11,10 @@ use crate::Result;
 impl Session {
     /// Wait (up to `options.timeout`) for the audio broadcast at `path`, read its catalog and
     /// subscribe to its Opus track.
+    ///
+    /// When the session drops and reconnects, the consumer waits (up to the session's reconnect
+    /// timeout) for the broadcast to be announced again and continues on it; the publisher's
+    /// next generation tells the listener to drop what it held from before the outage.
     ///
     /// # Errors
     /// [`crate::Error::Timeout`] if the broadcast or its catalog does not appear in time;
@@ -20,7 +24,14 @@ impl Session {
         let broadcast = self.consume_broadcast(path, options.timeout).await?;
         let mut options = options;
         options.timeout = options.timeout.saturating_sub(started.elapsed()).max(Duration::from_millis(1));
-        AudioConsumer::new(broadcast, options).await
+        // Follow the broadcast across reconnects of this session.
+        let wait = self.reconnect_timeout().filter(|_| options.resubscribe);
+        let resubscribe = wait.map(|wait| Resubscribe {
+            origin: self.remote(),
+            path: path.to_string(),
+            wait,
+        });
+        AudioConsumer::with_resubscribe(broadcast, options, resubscribe).await
     }
 
     /// Subscribe to the audio broadcast at `path` and play it with a [`Player`] that reports
@@ -28,6 +39,8 @@ impl Session {
     /// [`crate::wire::playout`]), so the producer's marks and flush reports use real playout.
     ///
     /// `listener`: the listener id; `None` picks a unique one. Returns the player and the id.
+    /// With a token that does not grant publishing the feedback broadcast, the player plays
+    /// without reporting (a warning is logged; the publisher's marks resolve unknown).
     ///
     /// # Errors
     /// As [`Session::subscribe_audio`] and [`Player::start`].
@@ -40,10 +53,20 @@ impl Session {
     ) -> Result<(Player, String)> {
         let audio = self.subscribe_audio(path, consumer).await?;
         let id = listener.unwrap_or_else(unique_listener_id);
-        let broadcast = self.create_broadcast(&format!("{path}/{LISTENERS_PREFIX}/{id}"))?;
-        let track = broadcast.create_track(FEEDBACK_TRACK, None)?;
-        broadcast.announce(Default::default())?;
-        let player = Player::start(audio, player, Some(PlayoutFeedback::new(broadcast, track)))?;
+        let feedback = match self.create_broadcast(&format!("{path}/{LISTENERS_PREFIX}/{id}")) {
+            Ok(broadcast) => {
+                let track = broadcast.create_track(FEEDBACK_TRACK, None)?;
+                broadcast.announce(Default::default())?;
+                Some(PlayoutFeedback::new(broadcast, track))
+            }
+            // A subscribe-only token: play anyway; the publisher's marks then resolve unknown.
+            Err(crate::Error::Forbidden(why)) => {
+                tracing::warn!(%why, "playing without playout feedback");
+                None
+            }
+            Err(e) => return Err(e),
+        };
+        let player = Player::start(audio, player, feedback)?;
         Ok((player, id))
     }
 }

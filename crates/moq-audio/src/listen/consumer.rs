@@ -54,6 +54,10 @@ pub struct ConsumerOptions {
     /// max age). Default 2 s: generous, because stale generations are dropped by generation, not
     /// by age, and audio of the current generation should not be skipped for reordering.
     pub max_age: Duration,
+    /// When the track drops (the session reconnects, a relay restarts, the publisher goes away
+    /// and comes back), wait for the broadcast and continue on it instead of ending (default
+    /// `true`). Turn it off to learn that a publisher left (e.g. a page reloaded: a new client).
+    pub resubscribe: bool,
 }
 
 impl Default for ConsumerOptions {
@@ -62,8 +66,20 @@ impl Default for ConsumerOptions {
             sample_rate: None,
             timeout: Duration::from_secs(10),
             max_age: Duration::from_secs(2),
+            resubscribe: true,
         }
     }
+}
+
+/// Where a consumer finds its broadcast again when the session drops and reconnects.
+#[derive(Clone)]
+pub struct Resubscribe {
+    /// The session's view of announced broadcasts.
+    pub origin: moq_net::origin::Consumer,
+    /// The broadcast's path in it.
+    pub path: String,
+    /// How long to wait for the broadcast to be announced again before giving up.
+    pub wait: Duration,
 }
 
 /// How a consumed track ended.
@@ -93,18 +109,46 @@ impl std::fmt::Display for EndReason {
 #[derive(Clone)]
 pub struct EndWatch {
     end: watch::Receiver<Option<EndReason>>,
-    cancelled: Arc<AtomicBool>,
+}
+
+/// After a resubscription, the broadcast may come from a *new* publisher (the page reloaded, the
+/// agent restarted) whose generations start again at 0. The first frame after the resubscription
+/// tells: an older generation than already seen cannot come from the same publisher (it never
+/// goes back), so from then on its generations are shifted above everything seen, and listeners
+/// cut over to it like to any newer generation.
+#[derive(Default)]
+struct Rebase {
+    offset: std::sync::atomic::AtomicU64,
+}
+
+impl Rebase {
+    /// The generation of a frame as listeners see it; `newest` is the highest seen so far;
+    /// `check`: this is the first frame of the first group after a resubscription.
+    fn generation(&self, sent: u64, newest: u64, check: bool) -> u64 {
+        if check {
+            let seen = sent + self.offset.load(Ordering::SeqCst);
+            if seen < newest {
+                tracing::info!(sent, newest, "a new publisher took over the broadcast: its generations continue above the old ones");
+                self.offset.store(newest + 1 - sent, Ordering::SeqCst);
+            }
+        }
+        sent + self.offset.load(Ordering::SeqCst)
+    }
+}
+
+/// How a v2 publisher said its track ends, in band: the cancel or finish marker seen last.
+#[derive(Default)]
+struct InBandEnd {
+    cancelled: AtomicBool,
+    finished: AtomicBool,
 }
 
 impl EndWatch {
-    /// How the track ended, once it has: [`EndReason::Cancelled`] after the publisher's cancel
-    /// marker even when the track then ended cleanly (a relay passes a finish, not our code).
+    /// How the track ended, once it has. For a moq-audio (v2) publisher this follows its
+    /// in-band end markers: cancelled or finished as the publisher said, and a failure when the
+    /// track ended without either (a relay that went away also ends it cleanly).
     pub fn get(&self) -> Option<EndReason> {
-        let end = self.end.borrow().clone()?;
-        Some(match end {
-            EndReason::Finished if self.cancelled.load(Ordering::SeqCst) => EndReason::Cancelled,
-            end => end,
-        })
+        self.end.borrow().clone()
     }
 
     /// Wait until the track ended.
@@ -145,6 +189,20 @@ impl AudioConsumer {
     /// catalog has no Opus rendition (or speaks an older moq-audio wire version);
     /// [`Error::InvalidInput`] for an output rate outside 8 000..=48 000 Hz.
     pub async fn new(broadcast: moq_net::broadcast::Consumer, options: ConsumerOptions) -> Result<Self> {
+        Self::with_resubscribe(broadcast, options, None).await
+    }
+
+    /// [`AudioConsumer::new`] that, when the track fails because the session dropped, waits
+    /// for the broadcast to be announced again on `resubscribe` and continues on it (at its live
+    /// edge), instead of ending. [`crate::Session::subscribe_audio`] uses this.
+    ///
+    /// # Errors
+    /// As [`AudioConsumer::new`].
+    pub async fn with_resubscribe(
+        broadcast: moq_net::broadcast::Consumer,
+        options: ConsumerOptions,
+        resubscribe: Option<Resubscribe>,
+    ) -> Result<Self> {
         let description = tokio::time::timeout(options.timeout, read_catalog(&broadcast))
             .await
             .map_err(|_| Error::Timeout(format!("the catalog of {:?}", broadcast.info().path)))??;
@@ -161,29 +219,19 @@ impl AudioConsumer {
             .then(|| Resampler::new(decode_rate, output_rate, description.channels))
             .transpose()?;
 
-        let track = broadcast.track(&description.track)?;
-        let mut subscriber = track
-            .subscribe(
-                moq_net::track::Subscription::default()
-                    .with_priority(hang::catalog::PRIORITY.audio)
-                    .with_max_age(options.max_age),
-            )
-            .await?;
-        // Start at the live edge: a listener joining mid-utterance must not replay the cached
-        // groups behind it (they would play late, as stale audio). `max_age` still lets groups
-        // after the edge arrive out of order.
-        if let Some(live) = track.latest() {
-            subscriber.set_groups(live..);
-        }
+        let subscriber = subscribe_track(&broadcast, &description.track, options.max_age).await?;
         let (tx, packets) = mpsc::channel(256);
         let (end_tx, end) = watch::channel(None);
-        let task = tokio::spawn(read_groups(subscriber, description.container, tx, end_tx));
+        let source = Source {
+            track: description.track.clone(),
+            max_age: options.max_age,
+            resubscribe,
+            in_band_end: description.version.is_some_and(|v| v >= 2),
+        };
+        let task = tokio::spawn(read_groups(subscriber, description.container, source, tx, end_tx));
         Ok(Self {
             packets,
-            end: EndWatch {
-                end,
-                cancelled: Arc::new(AtomicBool::new(false)),
-            },
+            end: EndWatch { end },
             task,
             description,
             decoder,
@@ -233,10 +281,8 @@ impl AudioConsumer {
                 }
             }
             if frame.event.is_some() || frame.payload.is_empty() {
-                if frame.event == Some(Event::Cancel) {
-                    self.end.cancelled.store(true, Ordering::SeqCst);
-                }
-                // A marker: the start of a newer generation (a flush or a cancel), no audio.
+                // A marker: the start of a newer generation (a flush or a cancel) or the finish,
+                // no audio.
                 // (An empty legacy payload is upstream's own marker; nothing to decode either.)
                 return Ok(Some(AudioFrame {
                     pcm: Vec::new(),
@@ -297,6 +343,74 @@ pub async fn read_catalog(broadcast: &moq_net::broadcast::Consumer) -> Result<Au
     catalog::describe(&catalog)
 }
 
+/// Subscribe to `track` of `broadcast` at its live edge: a listener joining mid-utterance must
+/// not replay the cached groups behind it (they would play late, as stale audio). `max_age`
+/// still lets groups after the edge arrive out of order.
+async fn subscribe_track(
+    broadcast: &moq_net::broadcast::Consumer,
+    track: &str,
+    max_age: Duration,
+) -> Result<moq_net::track::Subscriber> {
+    let track = broadcast.track(track)?;
+    let mut subscriber = track
+        .subscribe(
+            moq_net::track::Subscription::default()
+                .with_priority(hang::catalog::PRIORITY.audio)
+                .with_max_age(max_age),
+        )
+        .await?;
+    if let Some(live) = track.latest() {
+        subscriber.set_groups(live..);
+    }
+    Ok(subscriber)
+}
+
+/// What the reader needs to find the track again.
+struct Source {
+    track: String,
+    max_age: Duration,
+    resubscribe: Option<Resubscribe>,
+    /// The publisher ends its track with an in-band marker (moq-audio wire v2).
+    in_band_end: bool,
+}
+
+impl Source {
+    /// After the track failed with `err`: wait for the broadcast to come back and subscribe
+    /// again, or say why not.
+    async fn resubscribe(&self, err: &moq_net::Error) -> std::result::Result<moq_net::track::Subscriber, String> {
+        let Some(again) = &self.resubscribe else {
+            return Err(format!("the connection to the publisher dropped ({err})"));
+        };
+        tracing::info!(path = %again.path, %err, "the audio track dropped; waiting for the broadcast to come back");
+        let found = tokio::time::timeout(again.wait, async {
+            loop {
+                let broadcast = match again.origin.routed_broadcast(again.path.as_str()).await {
+                    Ok(broadcast) => broadcast,
+                    Err(e) => return Err(format!("the broadcast is gone ({e})")),
+                };
+                match subscribe_track(&broadcast, &self.track, self.max_age).await {
+                    Ok(subscriber) => return Ok(subscriber),
+                    // Announced, but not serving yet (or already gone again): look again.
+                    Err(e) => tracing::debug!(%e, "resubscribing failed; waiting for the broadcast again"),
+                }
+                let _ = tokio::time::timeout(Duration::from_secs(1), broadcast.closed()).await;
+            }
+        })
+        .await;
+        match found {
+            Ok(Ok(subscriber)) => {
+                tracing::info!(path = %again.path, "resubscribed to the audio track");
+                Ok(subscriber)
+            }
+            Ok(Err(why)) => Err(why),
+            Err(_) => Err(format!(
+                "the broadcast did not come back within {:?} after the connection dropped ({err})",
+                again.wait
+            )),
+        }
+    }
+}
+
 /// Decode one frame of the track's container.
 fn decode(container: Container, payload: bytes::Bytes) -> Result<loc::Frame> {
     match container {
@@ -316,20 +430,57 @@ fn decode(container: Container, payload: bytes::Bytes) -> Result<loc::Frame> {
 async fn read_groups(
     mut subscriber: moq_net::track::Subscriber,
     container: Container,
+    source: Source,
     tx: mpsc::Sender<Packet>,
     end: watch::Sender<Option<EndReason>>,
 ) {
     let newest = watch::channel(0u64).0;
+    let said = Arc::new(InBandEnd::default());
+    let rebase = Arc::new(Rebase::default());
+    let mut check_next = false;
     let mut readers = Vec::new();
     let reason = loop {
         match subscriber.recv_group().await {
             Ok(Some(group)) => {
                 readers.retain(|h: &JoinHandle<()>| !h.is_finished());
-                readers.push(tokio::spawn(read_group(group, container, tx.clone(), newest.clone())));
+                let check = std::mem::take(&mut check_next);
+                let reader =
+                    read_group(group, container, tx.clone(), newest.clone(), said.clone(), (rebase.clone(), check));
+                readers.push(tokio::spawn(reader));
             }
-            Ok(None) => break EndReason::Finished,
+            Ok(None) if !source.in_band_end => break EndReason::Finished,
+            Ok(None) => {
+                // The end marker is in the last group: let the readers get to it.
+                for reader in readers.drain(..) {
+                    let _ = reader.await;
+                }
+                if said.cancelled.load(Ordering::SeqCst) {
+                    break EndReason::Cancelled;
+                }
+                if said.finished.load(Ordering::SeqCst) {
+                    break EndReason::Finished;
+                }
+                // Ended without the publisher saying so: the relay ended our subscription
+                // (restarting, or the publisher's session died).
+                let why = moq_net::Error::Transport("the relay ended the track without the publisher finishing it".into());
+                match source.resubscribe(&why).await {
+                    Ok(again) => {
+                        subscriber = again;
+                        check_next = true;
+                    }
+                    Err(why) => break EndReason::Failed(why),
+                }
+            }
             Err(moq_net::Error::Cancel) => break EndReason::Cancelled,
-            Err(e) => break EndReason::Failed(e.to_string()),
+            // The session dropped (a relay restart, a network blip): the same publisher comes
+            // back through the reconnected session, in a newer generation.
+            Err(e) => match source.resubscribe(&e).await {
+                Ok(again) => {
+                    subscriber = again;
+                    check_next = true;
+                }
+                Err(why) => break EndReason::Failed(why),
+            },
         }
     };
     // Let the groups in flight deliver their frames before the stream reports its end.
@@ -346,6 +497,8 @@ async fn read_group(
     container: Container,
     tx: mpsc::Sender<Packet>,
     newest: watch::Sender<u64>,
+    said: Arc<InBandEnd>,
+    (rebase, mut check): (Arc<Rebase>, bool),
 ) {
     let mut newer = newest.subscribe();
     let mut generation = None;
@@ -359,13 +512,19 @@ async fn read_group(
             },
         };
         let Ok(Some(frame)) = frame else { return };
-        let frame = match decode(container, frame.payload) {
+        let mut frame = match decode(container, frame.payload) {
             Ok(frame) => frame,
             Err(e) => {
                 tracing::debug!(%e, "skipping a frame that does not parse");
                 continue;
             }
         };
+        frame.generation = rebase.generation(frame.generation, *newest.borrow(), std::mem::take(&mut check));
+        match frame.event {
+            Some(Event::Cancel) => said.cancelled.store(true, Ordering::SeqCst),
+            Some(Event::Finish) => said.finished.store(true, Ordering::SeqCst),
+            _ => {}
+        }
         let g = frame.generation;
         if generation.is_none() {
             if g < *newest.borrow() {

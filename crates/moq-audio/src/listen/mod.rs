@@ -11,6 +11,6 @@ pub mod consumer;
 pub mod jitter;
 pub mod player;
 
-pub use consumer::{AudioConsumer, AudioFrame, ConsumerOptions, EndReason, EndWatch};
+pub use consumer::{AudioConsumer, AudioFrame, ConsumerOptions, EndReason, EndWatch, Resubscribe};
 pub use jitter::{JitterBuffer, JitterOptions, JitterStats};
 pub use player::{Player, PlayerHandle, PlayerOptions, PlayerReport, PlayoutFeedback};

@@ -10,7 +10,7 @@
 //! |---|---|---|
 //! | `0x10` | timestamp | µs on the publisher's media clock, never decreasing over the track |
 //! | [`PROP_GENERATION`] | generation | the flush counter the frame belongs to |
-//! | [`PROP_EVENT`] | event | only on marker frames: [`Event::Flush`] (1) or [`Event::Cancel`] (2) |
+//! | [`PROP_EVENT`] | event | only on marker frames: [`Event::Flush`] (1), [`Event::Cancel`] (2) or [`Event::Finish`] (3) |
 //!
 //! Why the generation rides in each frame and not in the group sequence (wire v1): stock hang
 //! players follow a group only at sequence + 1, so a jump in the sequence stalled them and made
@@ -46,6 +46,10 @@ pub enum Event {
     Flush,
     /// The publisher cancelled: drop everything; the track ends after this frame.
     Cancel,
+    /// The publisher finished: play out what you have; the track ends after this frame. A
+    /// track of a v2 publisher that ends *without* it did not end at the publisher (a relay
+    /// went away, the publisher's session died).
+    Finish,
 }
 
 impl Event {
@@ -53,6 +57,7 @@ impl Event {
         match self {
             Event::Flush => 1,
             Event::Cancel => 2,
+            Event::Finish => 3,
         }
     }
 
@@ -60,6 +65,7 @@ impl Event {
         match code {
             1 => Some(Event::Flush),
             2 => Some(Event::Cancel),
+            3 => Some(Event::Finish),
             _ => None,
         }
     }
@@ -233,7 +239,13 @@ mod tests {
 
     #[test]
     fn a_frame_round_trips() {
-        for f in [frame(0, None), frame(3, None), frame(1 << 40, Some(Event::Flush)), frame(7, Some(Event::Cancel))] {
+        for f in [
+            frame(0, None),
+            frame(3, None),
+            frame(1 << 40, Some(Event::Flush)),
+            frame(7, Some(Event::Cancel)),
+            frame(7, Some(Event::Finish)),
+        ] {
             assert_eq!(Frame::decode(f.encode().unwrap()).unwrap(), f);
         }
     }
