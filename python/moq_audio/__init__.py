@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import atexit
 import os
+from collections.abc import Generator
 from pathlib import Path
-from typing import Any, Generator, Optional
+from typing import TYPE_CHECKING, Any
 
 from . import _native
 from ._native import (
@@ -39,6 +40,7 @@ from ._native import (
     ClosedError,
     CodecError,
     ConnectError,
+    ConnectionEvent,
     DataReader,
     DataWriter,
     FlushReport,
@@ -56,6 +58,9 @@ from ._native import (
 )
 from .transcript import truncate_text
 
+if TYPE_CHECKING:  # typing.Self is 3.11+; the annotations are strings at runtime
+    from typing_extensions import Self
+
 # End pending awaitables while the interpreter can still take their results (see
 # crates/moq-audio-py/src/runtime.rs): otherwise a late one aborts the process at exit.
 atexit.register(_native._shutdown)
@@ -69,6 +74,7 @@ __all__ = [
     "ClosedError",
     "CodecError",
     "ConnectError",
+    "ConnectionEvent",
     "DataReader",
     "DataWriter",
     "FlushReport",
@@ -91,7 +97,7 @@ __all__ = [
 ]
 
 
-def web_root() -> Optional[Path]:
+def web_root() -> Path | None:
     """Directory of the built browser listener (``web-demo/dist``), or None if not built.
 
     Looked up in ``$MOQ_AUDIO_WEB_ROOT``, then next to the package (wheel installs), then in
@@ -123,21 +129,21 @@ class Server:
         self,
         addr: str = "127.0.0.1:0",
         *,
-        static_dir: "str | os.PathLike[str] | None" = None,
+        static_dir: str | os.PathLike[str] | None = None,
         websocket: bool = True,
     ) -> None:
         self._addr = addr
         self._static_dir = None if static_dir is None else os.fspath(static_dir)
         self._websocket = websocket
-        self._native: Optional[_native.NativeServer] = None
+        self._native: _native.NativeServer | None = None
 
-    async def start(self) -> "Server":
+    async def start(self) -> Self:
         """Bind and start serving. Returns self."""
         if self._native is None:
             self._native = await _native.serve(self._addr, self._static_dir, self._websocket)
         return self
 
-    def _running(self) -> "_native.NativeServer":
+    def _running(self) -> _native.NativeServer:
         if self._native is None:
             raise MoqAudioError("the server is not started: use `async with Server(...)` or `await server.start()`")
         return self._native
@@ -158,7 +164,7 @@ class Server:
         return self._running().port
 
     @property
-    def websocket_url(self) -> Optional[str]:
+    def websocket_url(self) -> str | None:
         """URL of the WebSocket fallback listener, if any."""
         return self._running().websocket_url
 
@@ -167,7 +173,7 @@ class Server:
         if self._native is not None:
             await self._native.close()
 
-    async def __aenter__(self) -> "Server":
+    async def __aenter__(self) -> Self:
         return await self.start()
 
     async def __aexit__(self, *exc: object) -> None:
@@ -181,13 +187,35 @@ class Server:
 class Session:
     """A MoQ client session. Get one from :func:`connect`."""
 
-    def __init__(self, native: "_native.NativeSession") -> None:
+    def __init__(self, native: _native.NativeSession) -> None:
         self._native = native
 
     @property
     def url(self) -> str:
-        """The URL this session connected to."""
+        """The URL this session connected to (without the token)."""
         return self._native.url
+
+    @property
+    def connected(self) -> bool:
+        """Whether a session is up right now (False while redialing after a drop)."""
+        return self._native.connected
+
+    @property
+    def epoch(self) -> int:
+        """How many sessions have been up: 1 after connecting, +1 per reconnect."""
+        return self._native.epoch
+
+    def events(self) -> _native.ConnectionEvents:
+        """Async iterator of the connection: the current state first, then every change.
+
+        Each item is a :class:`ConnectionEvent` with ``kind`` "connected" (``epoch`` 1 at
+        first, +1 per reconnect), "disconnected" (dropped, redialing; ``reason`` says why) or
+        "closed" (for good, the last item). Take the iterator *before* acting on the session so
+        no change is missed. Audio broadcasts follow the connection by themselves: a producer
+        holds its audio while disconnected and continues in a new generation; players and
+        consumers resubscribe.
+        """
+        return self._native.events()
 
     def publish_audio(
         self,
@@ -195,12 +223,14 @@ class Session:
         sample_rate: int = 48_000,
         channels: int = 1,
         *,
-        frame_ms: Optional[int] = None,
-        bitrate: Optional[int] = None,
-        lead_ms: Optional[float] = None,
-        capacity_ms: Optional[float] = None,
-        group_frames: Optional[int] = None,
-        mark_timeout_ms: Optional[float] = None,
+        frame_ms: int | None = None,
+        bitrate: int | None = None,
+        lead_ms: float | None = None,
+        capacity_ms: float | None = None,
+        group_frames: int | None = None,
+        mark_timeout_ms: float | None = None,
+        on_disconnect: str | None = None,
+        reset_in_flight: bool | None = None,
     ) -> AudioProducer:
         """Publish an audio broadcast at ``path`` (hang catalog + Opus track).
 
@@ -218,35 +248,69 @@ class Session:
             group_frames: Opus frames per MoQ group (default 5: 100 ms groups).
             mark_timeout_ms: a pending mark resolves "unknown" after this long without any
                 listener report (default 5 000).
+            on_disconnect: while the session is down (redialing): "queue" (default) keeps
+                queueing up to ``capacity_ms`` and plays it in a new generation after the
+                reconnect; "raise" makes ``write`` raise :class:`ConnectError` and queue nothing.
+                Either way ``write`` never returns True for audio that is thrown away: queued
+                audio is dropped only by your ``flush()``/``cancel()`` (and reported), or when
+                the session ends for good, which ``finish()`` and later writes report as
+                :class:`ConnectError`.
+            reset_in_flight: at a flush, also reset (QUIC RESET_STREAM) the old generation's
+                groups already on the network (default False). Listeners that know generations
+                drop that audio anyway; stock hang players stall on the hole a reset leaves and
+                drop up to 100 ms of the new reply. Turn on when every listener is moq-audio
+                aware and the bytes matter.
 
         Raises:
             ValueError: for an argument out of range, or a path already published on this
                 session.
         """
         return self._native.publish_audio(
-            path, sample_rate, channels, frame_ms, bitrate, lead_ms, capacity_ms, group_frames, mark_timeout_ms
+            path,
+            sample_rate,
+            channels,
+            frame_ms,
+            bitrate,
+            lead_ms,
+            capacity_ms,
+            group_frames,
+            mark_timeout_ms,
+            on_disconnect,
+            reset_in_flight,
         )
 
     async def subscribe_audio(
-        self, path: str, *, sample_rate: Optional[int] = None, timeout: Optional[float] = None
+        self,
+        path: str,
+        *,
+        sample_rate: int | None = None,
+        timeout: float | None = None,
+        resubscribe: bool = True,
     ) -> AudioConsumer:
         """Subscribe to the audio broadcast at ``path``; iterate the result for :class:`AudioFrame`.
+
+        ``sample_rate``: output rate in Hz (default: the broadcast's Opus rate). With
+        ``resubscribe`` (the default) the consumer follows the broadcast across a reconnect of
+        this session, a relay restart, or its publisher going away and coming back (a new
+        publisher's generations continue above the old ones, so listeners cut over); with
+        ``resubscribe=False`` iteration ends when the publisher goes away (``end_reason`` says
+        why), e.g. to notice a page that reloaded.
 
         Raises :class:`MoqTimeoutError` if the broadcast or its catalog does not appear within
         ``timeout`` seconds (default 10), :class:`WireError` if it carries no Opus audio.
         """
-        return await self._native.subscribe_audio(path, sample_rate, timeout)
+        return await self._native.subscribe_audio(path, sample_rate, timeout, resubscribe)
 
     async def play_audio(
         self,
         path: str,
         *,
-        wav_path: "str | os.PathLike[str] | None" = None,
-        sample_rate: Optional[int] = None,
-        target_ms: Optional[float] = None,
-        fade_ms: Optional[float] = None,
-        timeout: Optional[float] = None,
-        listener_id: Optional[str] = None,
+        wav_path: str | os.PathLike[str] | None = None,
+        sample_rate: int | None = None,
+        target_ms: float | None = None,
+        fade_ms: float | None = None,
+        timeout: float | None = None,
+        listener_id: str | None = None,
     ) -> Player:
         """Play the audio broadcast at ``path`` in real time like a listener would, optionally
         writing what is heard to ``wav_path``, and publish playout feedback so the producer's
@@ -268,7 +332,7 @@ class Session:
         wav = None if wav_path is None else os.fspath(wav_path)
         return await self._native.play_audio(path, wav, sample_rate, target_ms, fade_ms, timeout, listener_id)
 
-    async def subscribe_data(self, path: str, name: str, *, timeout: Optional[float] = None) -> "_native.DataReader":
+    async def subscribe_data(self, path: str, name: str, *, timeout: float | None = None) -> _native.DataReader:
         """Subscribe to message track ``name`` of the broadcast at ``path`` (e.g. a page's
         ``control.json``); ``async for message in reader`` yields ``bytes``.
 
@@ -276,7 +340,7 @@ class Session:
         """
         return await self._native.subscribe_data(path, name, timeout)
 
-    def publish_data(self, path: str, names: "list[str]") -> "_native.DataBroadcast":
+    def publish_data(self, path: str, names: list[str]) -> _native.DataBroadcast:
         """Publish a broadcast at ``path`` with message tracks ``names``; its ``tracks`` are
         :class:`DataWriter` objects in the same order. Published while the result lives."""
         return self._native.publish_data(path, list(names))
@@ -289,7 +353,7 @@ class Session:
         except ConnectError:
             pass
 
-    async def __aenter__(self) -> "Session":
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -308,6 +372,10 @@ class connect:
     when given. ``token`` authenticates with a relay that asks an auth server (sent as the
     ``jwt`` query parameter; never logged or shown in errors). ``timeout``: seconds (default 10).
 
+    The first connect fails fast. After that, a dropped connection (a relay restart, a network
+    blip) is redialed with backoff for up to ``reconnect_timeout`` seconds (default 30; 0 =
+    forever) unless ``reconnect=False``; watch :meth:`Session.events`.
+
     Raises :class:`ValueError` for a bad URL, :class:`ForbiddenError` when the relay refuses the
     token, :class:`ConnectError` when the server cannot be reached, :class:`MoqTimeoutError`
     after ``timeout`` seconds.
@@ -317,12 +385,14 @@ class connect:
         self,
         url: str,
         *,
-        token: Optional[str] = None,
-        fingerprint: Optional[str] = None,
-        timeout: Optional[float] = None,
+        token: str | None = None,
+        fingerprint: str | None = None,
+        timeout: float | None = None,
+        reconnect: bool = True,
+        reconnect_timeout: float | None = None,
     ) -> None:
-        self._args = (url, fingerprint, timeout, token)
-        self._session: Optional[Session] = None
+        self._args = (url, fingerprint, timeout, token, reconnect, reconnect_timeout)
+        self._session: Session | None = None
 
     async def _connect(self) -> Session:
         native = await _native.connect(*self._args)

@@ -1,11 +1,46 @@
 """Type stubs for the compiled ``moq_audio._native`` module (PyO3)."""
 
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Awaitable, Coroutine
 from os import PathLike
-from typing import Any, AsyncIterator, Awaitable, Literal, Optional
+from typing import Any, Literal, TypeAlias, final
 
 import numpy as np
 import numpy.typing as npt
+
+__all__ = [
+    "WIRE_VERSION",
+    "Arrival",
+    "AudioConsumer",
+    "AudioFrame",
+    "AudioProducer",
+    "ClosedError",
+    "CodecError",
+    "ConnectError",
+    "ConnectionEvent",
+    "ConnectionEvents",
+    "DataBroadcast",
+    "DataReader",
+    "DataWriter",
+    "FlushReport",
+    "ForbiddenError",
+    "JitterStats",
+    "ListenerPlayout",
+    "MarkEvent",
+    "MarkEvents",
+    "MoqAudioError",
+    "MoqTimeoutError",
+    "NativeServer",
+    "NativeSession",
+    "PendingWriteHandle",
+    "Player",
+    "PlayerReport",
+    "Segment",
+    "WireError",
+    "__version__",
+    "_shutdown",
+    "connect",
+    "serve",
+]
 
 __version__: str
 #: The ``moqAudio`` catalog section version this build writes (see README "Wire format").
@@ -33,8 +68,9 @@ class CodecError(MoqAudioError):
 class MoqTimeoutError(MoqAudioError, TimeoutError):
     """Waiting for a connection, broadcast, catalog or mark took longer than the timeout."""
 
-PcmLike = npt.NDArray[np.int16] | npt.NDArray[np.float32] | bytes | bytearray
+_PcmLike: TypeAlias = npt.NDArray[np.int16] | npt.NDArray[np.float32] | bytes | bytearray
 
+@final
 class FlushReport:
     """What a flush dropped and how far the listener got. All durations in ms."""
 
@@ -56,6 +92,7 @@ class FlushReport:
     def dropped_ms(self) -> float:
         """``dropped_pcm_ms + dropped_encoded_ms``."""
 
+@final
 class MarkEvent:
     """How a mark resolved (each mark resolves exactly once)."""
 
@@ -65,18 +102,20 @@ class MarkEvent:
     #: ms into the generation the mark pins.
     position_ms: float
     #: Listener that played it (state "played").
-    listener: Optional[str]
+    listener: str | None
     #: Listener's wall clock, ms since the Unix epoch, when it rendered the mark.
-    render_time_ms: Optional[float]
+    render_time_ms: float | None
 
+@final
 class MarkEvents:
     def __aiter__(self) -> AsyncIterator[MarkEvent]: ...
     def __anext__(self) -> Awaitable[MarkEvent]: ...
 
+@final
 class AudioProducer:
     """Publishes PCM as paced Opus on a MoQ track. Thread-safe."""
 
-    def write(self, pcm: PcmLike) -> Coroutine[Any, Any, bool]:
+    def write(self, pcm: _PcmLike) -> Coroutine[Any, Any, bool]:
         """Queue PCM: numpy int16 or float32 with shape (n,) or (n, channels), or s16le bytes.
 
         Any length (not frame aligned). Validation and the write position happen at the call,
@@ -86,7 +125,7 @@ class AudioProducer:
         while the queue is full and returns True when everything was queued, False when a flush
         dropped (part of) it meanwhile.
         """
-    def write_blocking(self, pcm: PcmLike) -> bool:
+    def write_blocking(self, pcm: _PcmLike) -> bool:
         """Like ``write`` for threads: blocks (GIL released) while the queue is full."""
     def flush(self) -> FlushReport:
         """Drop everything not yet played and start a new generation; the track stays open.
@@ -96,7 +135,7 @@ class AudioProducer:
         """
     def mark(self, id: str) -> None:
         """Pin ``id`` to the current write position. Raises ValueError for a pending duplicate."""
-    def wait_mark(self, id: str, timeout: Optional[float] = None) -> Awaitable[MarkEvent]:
+    def wait_mark(self, id: str, timeout: float | None = None) -> Awaitable[MarkEvent]:
         """Wait until mark ``id`` resolves (at once if it already did). Raises ValueError for an
         unknown id, MoqTimeoutError after ``timeout`` seconds."""
     def marks(self) -> MarkEvents:
@@ -136,6 +175,7 @@ class AudioProducer:
     @property
     def closed(self) -> bool: ...
 
+@final
 class ListenerPlayout:
     """What one listener last reported about its playout."""
 
@@ -147,9 +187,11 @@ class ListenerPlayout:
     #: ms since that report arrived.
     age_ms: float
 
+@final
 class PendingWriteHandle:
     """Internal: the rest of a write waiting for room."""
 
+@final
 class DataWriter:
     """Writes messages to a track, one group each."""
 
@@ -157,18 +199,21 @@ class DataWriter:
         """Write one message (str is sent as UTF-8). Raises ConnectError if the track closed."""
     def finish(self) -> None: ...
 
+@final
 class DataReader:
     """Messages of a track: ``async for message in reader`` yields bytes."""
 
     def __aiter__(self) -> AsyncIterator[bytes]: ...
     def __anext__(self) -> Awaitable[bytes]: ...
 
+@final
 class DataBroadcast:
     """A data-only broadcast, published while this object lives."""
 
     tracks: list[DataWriter]
     def close(self) -> None: ...
 
+@final
 class AudioFrame:
     """One decoded frame."""
 
@@ -187,6 +232,7 @@ class AudioFrame:
     @property
     def duration_ms(self) -> float: ...
 
+@final
 class AudioConsumer:
     """Decoded frames of a broadcast; never yields an older generation after a newer one."""
 
@@ -197,12 +243,13 @@ class AudioConsumer:
     @property
     def channels(self) -> int: ...
     @property
-    def end_reason(self) -> Optional[str]:
+    def end_reason(self) -> str | None:
         """None while live, else "finished", "cancelled" or "failed: <why>". Readable while
         another task iterates."""
     def close(self) -> None:
         """Unsubscribe; an iteration in progress in another task ends too."""
 
+@final
 class Segment:
     """A stretch of the render clock with one kind of content."""
 
@@ -210,12 +257,13 @@ class Segment:
     start: int
     frames: int
     #: Generation rendered, None for silence.
-    generation: Optional[int]
+    generation: int | None
     #: Media timestamp (µs) of the first sample, for audio.
     ts_us: int
     #: Whether this is the fade-out of a flushed generation.
     fade: bool
 
+@final
 class Arrival:
     """When the first frame of a generation reached the player."""
 
@@ -223,6 +271,7 @@ class Arrival:
     #: Render clock (sample frames) when it arrived.
     at_frame: int
 
+@final
 class JitterStats:
     """Jitter buffer counters."""
 
@@ -232,6 +281,7 @@ class JitterStats:
     underruns: int
     skipped_frames: int
 
+@final
 class PlayerReport:
     """What a Player has rendered so far."""
 
@@ -253,21 +303,22 @@ class PlayerReport:
     @property
     def stats(self) -> JitterStats: ...
     @property
-    def position(self) -> Optional[tuple[int, int]]:
+    def position(self) -> tuple[int, int] | None:
         """(generation, media timestamp µs) just past the last sample rendered."""
     @property
-    def end(self) -> Optional[str]:
+    def end(self) -> str | None:
         """How the track ended ("finished", "cancelled", "failed: <why>"), None while live."""
     @property
     def stopped(self) -> bool: ...
-    def frames_of(self, generation: Optional[int] = None, *, after: int = 0, fade: Optional[bool] = None) -> int:
+    def frames_of(self, generation: int | None = None, *, after: int = 0, fade: bool | None = None) -> int:
         """Render-clock frames of ``generation`` (None: any audio) at or after render frame
         ``after``; ``fade``: only the fade-out (True), only unfaded audio (False), or both."""
-    def ms_of(self, generation: Optional[int] = None, *, after: int = 0, fade: Optional[bool] = None) -> float:
+    def ms_of(self, generation: int | None = None, *, after: int = 0, fade: bool | None = None) -> float:
         """``frames_of(...)`` in ms."""
-    def arrival_of(self, generation: int) -> Optional[int]:
+    def arrival_of(self, generation: int) -> int | None:
         """Render frame at which the first frame of ``generation`` (or newer) arrived."""
 
+@final
 class Player:
     """Real-time playout through a generation-aware jitter buffer, with playout feedback."""
 
@@ -275,20 +326,41 @@ class Player:
     def report(self) -> PlayerReport: ...
     def wait(self) -> Awaitable[PlayerReport]:
         """Wait until the track ended and everything buffered was rendered."""
-    def wait_rendered(self, ms: float, generation: Optional[int] = None) -> Awaitable[PlayerReport]:
+    def wait_rendered(self, ms: float, generation: int | None = None) -> Awaitable[PlayerReport]:
         """Wait until ``ms`` of audio (of ``generation``, if given) has been rendered."""
     def wait_generation(self, generation: int) -> Awaitable[PlayerReport]:
         """Wait until the first frame of ``generation`` (or newer) reached the player."""
     def stop(self) -> Awaitable[PlayerReport]:
         """Stop now; the WAV file is finalized."""
 
+@final
+class ConnectionEvent:
+    """A session's connection state or change."""
+
+    #: "connected" (first event of an up session, then each reconnect), "disconnected"
+    #: (dropped; redialing) or "closed" (for good; the last event).
+    kind: Literal["connected", "disconnected", "closed"]
+    #: For "connected": the session's epoch (1 = the first connect, +1 per reconnect).
+    epoch: int | None
+    #: Why it dropped or ended (None for our own close).
+    reason: str | None
+
+@final
+class ConnectionEvents:
+    """The connection's current state first, then every change; ends after "closed"."""
+
+    def __aiter__(self) -> AsyncIterator[ConnectionEvent]: ...
+    def __anext__(self) -> Awaitable[ConnectionEvent]: ...
+
+@final
 class NativeServer:
     url: str
     fingerprint: str
     port: int
-    websocket_url: Optional[str]
+    websocket_url: str | None
     def close(self) -> Awaitable[None]: ...
 
+@final
 class NativeSession:
     url: str
     def publish_audio(
@@ -296,34 +368,48 @@ class NativeSession:
         path: str,
         sample_rate: int,
         channels: int = 1,
-        frame_ms: Optional[int] = None,
-        bitrate: Optional[int] = None,
-        lead_ms: Optional[float] = None,
-        capacity_ms: Optional[float] = None,
-        group_frames: Optional[int] = None,
-        mark_timeout_ms: Optional[float] = None,
+        frame_ms: int | None = None,
+        bitrate: int | None = None,
+        lead_ms: float | None = None,
+        capacity_ms: float | None = None,
+        group_frames: int | None = None,
+        mark_timeout_ms: float | None = None,
+        on_disconnect: str | None = None,
+        reset_in_flight: bool | None = None,
     ) -> AudioProducer: ...
     def subscribe_audio(
-        self, path: str, sample_rate: Optional[int] = None, timeout: Optional[float] = None
+        self, path: str, sample_rate: int | None = None, timeout: float | None = None, resubscribe: bool = True
     ) -> Awaitable[AudioConsumer]: ...
     def play_audio(
         self,
         path: str,
-        wav_path: Optional[str | PathLike[str]] = None,
-        sample_rate: Optional[int] = None,
-        target_ms: Optional[float] = None,
-        fade_ms: Optional[float] = None,
-        timeout: Optional[float] = None,
-        listener_id: Optional[str] = None,
+        wav_path: str | PathLike[str] | None = None,
+        sample_rate: int | None = None,
+        target_ms: float | None = None,
+        fade_ms: float | None = None,
+        timeout: float | None = None,
+        listener_id: str | None = None,
     ) -> Awaitable[Player]: ...
-    def subscribe_data(self, path: str, name: str, timeout: Optional[float] = None) -> Awaitable[DataReader]: ...
+    def subscribe_data(self, path: str, name: str, timeout: float | None = None) -> Awaitable[DataReader]: ...
     def publish_data(self, path: str, names: list[str]) -> DataBroadcast: ...
+    @property
+    def connected(self) -> bool: ...
+    @property
+    def epoch(self) -> int: ...
+    def events(self) -> ConnectionEvents: ...
     def close(self) -> None: ...
     def closed(self) -> Awaitable[None]: ...
 
-def serve(addr: str, static_dir: Optional[str | PathLike[str]] = None, websocket: bool = True) -> Awaitable[NativeServer]: ...
+def serve(
+    addr: str, static_dir: str | PathLike[str] | None = None, websocket: bool = True
+) -> Awaitable[NativeServer]: ...
 def connect(
-    url: str, fingerprint: Optional[str] = None, timeout: Optional[float] = None, token: Optional[str] = None
+    url: str,
+    fingerprint: str | None = None,
+    timeout: float | None = None,
+    token: str | None = None,
+    reconnect: bool = True,
+    reconnect_timeout: float | None = None,
 ) -> Awaitable[NativeSession]: ...
 def _shutdown() -> None:
     """Registered with atexit: end pending awaitables while Python can still take their results."""

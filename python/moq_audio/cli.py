@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import subprocess
 import sys
 import time
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import moq_audio
 
+from .pipecat.options import add_arguments as add_pipecat_arguments
 from .speech import EspeakMissing, Pcm, read_wav, speak
 
 if TYPE_CHECKING:
@@ -161,7 +163,7 @@ async def cmd_serve(args: argparse.Namespace) -> int:
 
 async def _publish(args: argparse.Namespace, first: Pcm, rate: int, second: Pcm | None) -> int:
     channels = 1 if first.ndim == 1 else first.shape[1]
-    async with moq_audio.connect(args.url) as session:
+    async with moq_audio.connect(args.url, token=args.token) as session:
         status(f"connected to {args.url}")
         producer = session.publish_audio(args.broadcast, sample_rate=rate, channels=channels, lead_ms=args.lead_ms)
         wait_heard: WaitHeard | None = None
@@ -199,7 +201,7 @@ async def cmd_publish(args: argparse.Namespace) -> int:
 
 
 async def cmd_listen(args: argparse.Namespace) -> int:
-    async with moq_audio.connect(args.url) as session:
+    async with moq_audio.connect(args.url, token=args.token) as session:
         status(f"connected to {args.url}; waiting for broadcast {args.broadcast!r}")
         player = await session.play_audio(
             args.broadcast, wav_path=args.out, timeout=args.timeout, listener_id=args.listener_id
@@ -237,6 +239,12 @@ def old_audio_after_cut(report: PlayerReport) -> float:
 
 
 async def cmd_demo(args: argparse.Namespace) -> int:
+    if args.pipecat:
+        try:
+            from .pipecat.demo import run_pipecat_demo
+        except ImportError as e:
+            raise ValueError(f'--pipecat needs Pipecat: pip install "moq-audio[pipecat]" ({e})') from e
+        return await run_pipecat_demo(args)
     if args.web:
         from .agent import run_web_demo
 
@@ -291,8 +299,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-web", action="store_true", help="serve no web pages, only MoQ and /certificate.sha256")
     p.set_defaults(func=cmd_serve)
 
+    def token_option(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--token",
+            default=os.environ.get("MOQ_TOKEN"),
+            metavar="JWT",
+            help="token for a relay with auth (sent as ?jwt=; default: $MOQ_TOKEN; never printed)",
+        )
+
     def publish_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--url", default="http://127.0.0.1:4443/", help="server or relay URL (default %(default)s)")
+        token_option(p)
         p.add_argument("--broadcast", default="bot", help="broadcast path (default %(default)s)")
         p.add_argument(
             "--interrupt-after",
@@ -329,6 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("listen", help="play a broadcast like a listener and write what is heard to a WAV file")
     p.add_argument("url", help="server or relay URL, e.g. http://127.0.0.1:4443/")
+    token_option(p)
     p.add_argument("--broadcast", default="bot", help="broadcast path (default %(default)s)")
     p.add_argument("--out", default="heard.wav", help="WAV file of what was rendered (default %(default)s)")
     p.add_argument("--duration", type=seconds, metavar="SECONDS", help="stop after this long")
@@ -354,6 +372,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--web", action="store_true", help="instead: serve the browser page and hold a barge-in conversation with it"
     )
+    p.add_argument(
+        "--pipecat",
+        action="store_true",
+        help="instead: the offline Pipecat bot (Silero VAD, espeak-ng TTS) for the browser page; "
+        'needs pip install "moq-audio[pipecat]"',
+    )
     p.add_argument("--addr", default="127.0.0.1:4443", help="with --web: address to serve on")
     p.add_argument(
         "--min-speech-ms",
@@ -369,6 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --web: wait this long before the first reply (default %(default)s)",
     )
     p.add_argument("--events", metavar="FILE", help="with --web: append JSON-lines events (barge-ins, replies) here")
+    add_pipecat_arguments(p)  # only adds what --pipecat needs beyond the above; loads no Pipecat
     p.set_defaults(func=cmd_demo)
     return parser
 

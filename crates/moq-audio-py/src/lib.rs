@@ -38,6 +38,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<data::DataBroadcast>()?;
     m.add_class::<session::NativeServer>()?;
     m.add_class::<session::NativeSession>()?;
+    m.add_class::<session::ConnectionEvent>()?;
+    m.add_class::<session::ConnectionEvents>()?;
     m.add_function(wrap_pyfunction!(session::serve, m)?)?;
     m.add_function(wrap_pyfunction!(session::connect, m)?)?;
     m.add_function(wrap_pyfunction!(runtime::_shutdown, m)?)?;

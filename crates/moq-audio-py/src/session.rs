@@ -15,6 +15,84 @@ use crate::runtime::{awaitable, runtime};
 use crate::player::Player;
 use crate::producer::AudioProducer;
 
+/// A session's connection state or change: kind "connected", "disconnected" or "closed".
+#[pyclass(module = "moq_audio._native", frozen, get_all)]
+pub struct ConnectionEvent {
+    /// "connected" (the first event of an up session, then each reconnect), "disconnected"
+    /// (dropped; redialing) or "closed" (for good; the last event).
+    pub kind: String,
+    /// For "connected": the session's epoch (1 = the first connect, 2 after one reconnect).
+    pub epoch: Option<u64>,
+    /// Why it dropped or ended (None for our own close).
+    pub reason: Option<String>,
+}
+
+#[pymethods]
+impl ConnectionEvent {
+    fn __repr__(&self) -> String {
+        format!("ConnectionEvent(kind={:?}, epoch={:?}, reason={:?})", self.kind, self.epoch, self.reason)
+    }
+}
+
+impl From<moq_audio::net::session::ConnectionEvent> for ConnectionEvent {
+    fn from(e: moq_audio::net::session::ConnectionEvent) -> Self {
+        use moq_audio::net::session::ConnectionEvent as E;
+        match e {
+            E::Reconnected { epoch } => Self { kind: "connected".into(), epoch: Some(epoch), reason: None },
+            E::Disconnected { reason } => Self { kind: "disconnected".into(), epoch: None, reason: Some(reason) },
+            E::Closed { reason } => Self { kind: "closed".into(), epoch: None, reason },
+            _ => Self { kind: "unknown".into(), epoch: None, reason: None },
+        }
+    }
+}
+
+/// Async iterator of a session's connection: the current state first, then every change;
+/// ends after "closed".
+#[pyclass(module = "moq_audio._native", frozen)]
+pub struct ConnectionEvents {
+    rx: Arc<Mutex<tokio::sync::broadcast::Receiver<moq_audio::net::session::ConnectionEvent>>>,
+    /// The current state, yielded first; then `None`.
+    first: std::sync::Mutex<Option<(String, Option<u64>, Option<String>)>>,
+    /// Set once "closed" was yielded.
+    done: Arc<std::sync::atomic::AtomicBool>,
+}
+
+#[pymethods]
+impl ConnectionEvents {
+    fn __aiter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __anext__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        use std::sync::atomic::Ordering;
+        if self.done.load(Ordering::SeqCst) {
+            return Err(pyo3::exceptions::PyStopAsyncIteration::new_err(()));
+        }
+        let first = self.first.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some((kind, epoch, reason)) = first {
+            self.done.store(kind == "closed", Ordering::SeqCst);
+            let event = ConnectionEvent { kind, epoch, reason };
+            return crate::runtime::py_future(py, async move { Ok(event) });
+        }
+        let rx = self.rx.clone();
+        let done = self.done.clone();
+        crate::runtime::py_future(py, async move {
+            let mut rx = rx.lock().await;
+            loop {
+                match rx.recv().await {
+                    Ok(e) => {
+                        let event = ConnectionEvent::from(e);
+                        done.store(event.kind == "closed", Ordering::SeqCst);
+                        return Ok(event);
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(_) => return Err(pyo3::exceptions::PyStopAsyncIteration::new_err(())),
+                }
+            }
+        })
+    }
+}
+
 /// A running embedded MoQ server (create with `serve()`).
 #[pyclass(module = "moq_audio._native", frozen)]
 pub struct NativeServer {
@@ -81,13 +159,15 @@ pub struct NativeSession {
 
 /// Awaitable of a `NativeSession` connected to `url`.
 #[pyfunction]
-#[pyo3(signature = (url, fingerprint=None, timeout=None, token=None))]
+#[pyo3(signature = (url, fingerprint=None, timeout=None, token=None, reconnect=true, reconnect_timeout=None))]
 pub fn connect<'py>(
     py: Python<'py>,
     url: &str,
     fingerprint: Option<String>,
     timeout: Option<f64>,
     token: Option<String>,
+    reconnect: bool,
+    reconnect_timeout: Option<f64>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let shown = |u: &str| moq_audio::net::session::redact(u, token.as_deref());
     let parsed = url::Url::parse(url).map_err(|e| PyValueError::new_err(format!("bad URL {:?}: {e}", shown(url))))?;
@@ -103,6 +183,10 @@ pub fn connect<'py>(
     }
     if let Some(token) = token {
         options = options.with_token(token);
+    }
+    options = options.with_reconnect(reconnect);
+    if let Some(t) = reconnect_timeout {
+        options = options.with_reconnect_timeout(duration_ms("reconnect_timeout", t * 1000.0)?);
     }
     let url = moq_audio::net::session::display_url(&parsed);
     awaitable(py, async move {
@@ -127,7 +211,7 @@ fn uint(name: &str, value: i64) -> PyResult<u32> {
 impl NativeSession {
     /// Publish an audio broadcast at `path`; see the stub for the arguments. `None` means the
     /// Rust default (`ProducerOptions::default()`, the one place defaults live).
-    #[pyo3(signature = (path, sample_rate, channels=1, frame_ms=None, bitrate=None, lead_ms=None, capacity_ms=None, group_frames=None, mark_timeout_ms=None))]
+    #[pyo3(signature = (path, sample_rate, channels=1, frame_ms=None, bitrate=None, lead_ms=None, capacity_ms=None, group_frames=None, mark_timeout_ms=None, on_disconnect=None, reset_in_flight=None))]
     #[allow(clippy::too_many_arguments)]
     fn publish_audio(
         &self,
@@ -141,6 +225,8 @@ impl NativeSession {
         capacity_ms: Option<f64>,
         group_frames: Option<i64>,
         mark_timeout_ms: Option<f64>,
+        on_disconnect: Option<&str>,
+        reset_in_flight: Option<bool>,
     ) -> PyResult<AudioProducer> {
         let mut options = moq_audio::ProducerOptions::new(uint("sample_rate", sample_rate)?, uint("channels", channels)?);
         if let Some(frame_ms) = frame_ms {
@@ -161,6 +247,20 @@ impl NativeSession {
         if let Some(mark_timeout_ms) = mark_timeout_ms {
             options.mark_timeout = duration_ms("mark_timeout_ms", mark_timeout_ms)?;
         }
+        if let Some(reset) = reset_in_flight {
+            options.reset_in_flight = reset;
+        }
+        if let Some(policy) = on_disconnect {
+            options.on_disconnect = match policy {
+                "queue" => moq_audio::publish::OnDisconnect::Queue,
+                "raise" => moq_audio::publish::OnDisconnect::Fail,
+                other => {
+                    return Err(PyValueError::new_err(format!(
+                        "on_disconnect must be \"queue\" or \"raise\", not {other:?}"
+                    )))
+                }
+            };
+        }
         let session = self.inner.clone();
         let path = path.to_string();
         py.detach(move || {
@@ -172,15 +272,17 @@ impl NativeSession {
     }
 
     /// Awaitable of an `AudioConsumer` of the audio broadcast at `path`.
-    #[pyo3(signature = (path, sample_rate=None, timeout=None))]
+    #[pyo3(signature = (path, sample_rate=None, timeout=None, resubscribe=true))]
     fn subscribe_audio<'py>(
         &self,
         py: Python<'py>,
         path: String,
         sample_rate: Option<i64>,
         timeout: Option<f64>,
+        resubscribe: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
         let mut options = moq_audio::ConsumerOptions::default();
+        options.resubscribe = resubscribe;
         options.sample_rate = sample_rate.map(|r| uint("sample_rate", r)).transpose()?;
         if let Some(timeout) = timeout {
             options.timeout = duration_ms("timeout", timeout * 1000.0)?;
@@ -259,6 +361,37 @@ impl NativeSession {
             broadcast,
             tracks,
         })
+    }
+
+    /// Whether a session is up right now (False while redialing after a drop).
+    #[getter]
+    fn connected(&self) -> bool {
+        self.inner.is_connected()
+    }
+
+    /// How many sessions have been up: 1 after connecting, +1 per reconnect.
+    #[getter]
+    fn epoch(&self) -> u64 {
+        self.inner.status().borrow().epoch
+    }
+
+    /// Async iterator of the connection: the current state first, then every change from now
+    /// on (take it before acting, so no change is missed); ends after "closed".
+    fn events(&self) -> ConnectionEvents {
+        let rx = self.inner.events();
+        let now = self.inner.status().borrow().clone();
+        let first = if now.closed {
+            ("closed".to_string(), None, now.reason)
+        } else if now.connected {
+            ("connected".to_string(), Some(now.epoch), None)
+        } else {
+            ("disconnected".to_string(), None, now.reason)
+        };
+        ConnectionEvents {
+            rx: Arc::new(Mutex::new(rx)),
+            first: std::sync::Mutex::new(Some(first)),
+            done: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        }
     }
 
     /// Close the session (idempotent).

@@ -115,7 +115,11 @@ class MoqAudioInputTransport(BaseInputTransport):
         channels = self._moq_params.audio_in_channels
         while True:
             try:
-                consumer = await session.subscribe_audio(path, sample_rate=rate, timeout=SUBSCRIBE_WAIT_S)
+                # Not following the broadcast: a page that reloads is a client that left and a
+                # new one that came, which the events below report.
+                consumer = await session.subscribe_audio(
+                    path, sample_rate=rate, timeout=SUBSCRIBE_WAIT_S, resubscribe=False
+                )
             except moq_audio.MoqTimeoutError:
                 continue
             except moq_audio.MoqAudioError as e:
