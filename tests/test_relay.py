@@ -4,8 +4,7 @@ on node a and the listeners on node b. Real QUIC on loopback, espeak-ng speech, 
 The flush, marks and fan-out tests hold the loopback suites' bounds plus an allowance for the
 relay hop(s). The restart tests hold the target behaviour of issue 8 ("Reconnect, and
 nothing lost silently"): sessions redial, report it (``session.connected``, ``session.events()``),
-producers continue in a new generation, listeners resubscribe. What the core does not do yet is a
-strict xfail with the reason.
+producers continue in a new generation, listeners resubscribe.
 """
 
 from __future__ import annotations
@@ -286,12 +285,6 @@ async def test_a_listener_that_joins_after_the_restart_finds_the_re_announced_br
         producer.cancel()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the producer resumes pacing as soon as its own session is back; a listener whose session "
-    "comes back later joins at the live edge and misses the start of what was queued (~260 ms of 2 s "
-    "measured) (issue 8)",
-)
 async def test_nothing_written_during_an_outage_returns_success_and_is_thrown_away(relay):
     """The rule: ``write`` returns True only for audio that stays queued to be played after the
     reconnect; with ``on_disconnect="raise"`` it raises ConnectError at once instead."""
@@ -342,11 +335,6 @@ async def test_marks_pending_during_an_outage_resolve_exactly_once(relay):
         producer.cancel()
 
 
-@pytest.mark.xfail(
-    strict=False,  # racy today: some runs pass, so a strict xfail would fail at random
-    reason="a relay shutdown (GOAWAY, then close) sometimes ends the listener's track as 'finished', "
-    "as if the agent had finished the reply (issue 8)",
-)
 async def test_a_listener_without_reconnect_ends_saying_the_relay_went_away(relay):
     pcm, rate = five_seconds()
     async with moq_audio.connect(relay.url) as bot, moq_audio.connect(relay.url, reconnect=False) as ear:

@@ -583,6 +583,10 @@ def upstream_client(server: moq_audio.Server) -> Any:
     return moq.connect(server.url, websocket_enabled=False, reconnect=False)
 
 
+#: Duration of the marker's Opus packet (TOC config 16), µs: the new audio starts after it.
+MARKER_US = 2_500
+
+
 class ProbeStream:
     """The probe's audio track (an upstream ``moq.TrackProducer``) in the v2 shape: LOC frames,
     ``GROUP_FRAMES`` per group, contiguous sequences, each frame handed out LEAD_US before its
@@ -623,7 +627,10 @@ class ProbeStream:
         group = self.track.append_group()
         group.write_frame(loc_frame(self.ts_us, payload, **props), self.ts_us)
         group.finish()
-        return self.ts_us
+        at = self.ts_us
+        # As our producer does: the marker's 2.5 ms packet, then the new audio right after it.
+        self.ts_us += MARKER_US
+        return at
 
 
 async def stream_probe(
