@@ -230,6 +230,8 @@ impl Runner {
         let last = arrivals.last().map_or(start, |a| a.0);
         let mut next = 0;
         let mut totals = Totals::default();
+        let after_us = start + s.get("afterUs").and_then(Value::as_u64).unwrap_or(u64::MAX - start);
+        let mut after = Totals::default();
         while next < arrivals.len() || self.clock_us() < last + tail {
             while next < arrivals.len() && arrivals[next].0 <= self.clock_us() {
                 let k = arrivals[next].1;
@@ -237,12 +239,18 @@ impl Runner {
                 self.buf.push(g, ts0 + k * frame_us, packet(value, frames as usize));
                 next += 1;
             }
+            let counted = self.clock_us() >= after_us;
             let (_, spans) = self.render(quantum);
             totals.add(&spans);
+            if counted {
+                after.add(&spans);
+            }
         }
-        if let Some(want) = s.get("expectTotals").and_then(Value::as_object) {
-            for (name, w) in want {
-                check_value(&format!("{} step {step}: totals.{name} ({totals:?})", self.name), &totals.get(name), w);
+        for (key, t) in [("expectTotals", &totals), ("expectTotalsAfter", &after)] {
+            if let Some(want) = s.get(key).and_then(Value::as_object) {
+                for (name, w) in want {
+                    check_value(&format!("{} step {step}: {key}.{name} ({t:?})", self.name), &t.get(name), w);
+                }
             }
         }
     }
