@@ -246,7 +246,7 @@ class JitterStats:
     removed_frames: int
     #: The current target delay, ms (adapts within the Player's min/max target).
     target_ms: float
-    #: The measured jitter: the relative arrival delay 97 % of packets stay under, ms.
+    #: The measured jitter: the relative arrival delay 99.5 % of packets stay under, ms.
     jitter_ms: float
     #: The loss-recovery peak raising the target (0 when none), ms.
     peak_ms: float

@@ -7,18 +7,20 @@
 //   timestamp jump (a publisher that restarted its timeline), keeping the old stretch's fastest
 //   transit for positions before the jump.
 // - A forgetting histogram of it (10 ms buckets up to 2 s, forget factor 0.9993 per packet, the
-//   start target as a prior of weight 2): the measured jitter is its 97th percentile.
+//   start target as a prior of weight 2): the measured jitter is its 99.5th percentile (NetEQ: 97th; over QUIC a lost packet is late, not gone).
 // - Peaks (NetEQ DelayPeakDetector): a delay above min(2 × jitter, jitter + 78 ms) — over QUIC, a
-//   retransmission — raises the target at once to cover it, for 20 s after the last one.
+//   retransmission — raises the target at once to 1.25 × it, for 20 s after the last one.
 // - The target is max(jitter, peak) within [min, max] (@moq/watch's latency range).
 
 export const HISTORY_US = 2_000_000;
 export const BUCKET_US = 10_000;
 export const BUCKETS = 200;
-export const QUANTILE = 0.97;
+export const QUANTILE = 0.995;
 export const FORGET = 0.9993;
 export const PRIOR_PACKETS = 2;
 export const PEAK_HEIGHT_US = 78_000;
+/** A peak raises the target to 1.25 × its height (@moq/watch's factor on the RTT). */
+export const PEAK_HEADROOM_PCT = 125;
 export const MAX_PEAKS = 8;
 export const PEAK_HOLD_US = 20_000_000;
 const MAX_EPOCHS = 8;
@@ -72,6 +74,13 @@ export class DelayEstimator {
       rel = transit - this.fastestTransit()!;
     }
 
+    // Peaks, against the jitter expected before this packet.
+    const threshold = Math.min(2 * this.jitterUs, this.jitterUs + PEAK_HEIGHT_US);
+    if (rel > threshold) {
+      this.peaks.push([rel, clockUs]);
+      if (this.peaks.length > MAX_PEAKS) this.peaks.shift();
+    }
+
     this.adds += 1;
     const weight = Math.max(1 - FORGET, 1 / (this.adds + PRIOR_PACKETS));
     if (Math.floor(rel / BUCKET_US) < BUCKETS) {
@@ -79,14 +88,8 @@ export class DelayEstimator {
       this.buckets[bucketOf(rel)] += weight;
     }
     this.jitterUs = this.quantileUs();
-
-    const threshold = Math.min(2 * this.jitterUs, this.jitterUs + PEAK_HEIGHT_US);
-    if (rel > threshold) {
-      this.peaks.push([rel, clockUs]);
-      if (this.peaks.length > MAX_PEAKS) this.peaks.shift();
-    }
     while (this.peaks.length && this.peaks[0][1] + PEAK_HOLD_US < clockUs) this.peaks.shift();
-    this.peakUs = this.peaks.reduce((m, [h]) => Math.max(m, roundUp(h)), 0);
+    this.peakUs = this.peaks.reduce((m, [h]) => Math.max(m, roundUp(Math.floor((h * PEAK_HEADROOM_PCT) / 100))), 0);
     this.targetUs = Math.min(Math.max(Math.max(this.jitterUs, this.peakUs), this.minUs), this.maxUs);
     return rel;
   }

@@ -63,7 +63,7 @@ export interface JitterStats {
   removedFrames: number;
   /** The current target delay, µs. */
   targetUs: number;
-  /** The measured jitter: the relative arrival delay 97 % of packets stay under, µs. */
+  /** The measured jitter: the relative arrival delay 99.5 % of packets stay under, µs. */
   jitterUs: number;
   /** The loss-recovery peak raising the target (0 when none), µs. */
   peakUs: number;

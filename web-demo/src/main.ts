@@ -94,7 +94,7 @@ const state = {
   tsUs: null as number | null,
   playing: false,
   bufferedMs: 0,
-  /** The adaptive jitter buffer: its target delay, the measured jitter (97th percentile of the
+  /** The adaptive jitter buffer: its target delay, the measured jitter (99.5th percentile of the
    * relative arrival delay), the loss-recovery peak in effect and the current playout delay (ms). */
   targetMs: 0,
   jitterMs: 0,
@@ -151,7 +151,7 @@ function addBufferNumbers(): void {
   let at: Element = after;
   for (const [id, label, title] of [
     ["target", "target", "the adaptive jitter buffer's target delay"],
-    ["jitter", "jitter", "measured jitter: the relative arrival delay 97 % of packets stay under"],
+    ["jitter", "jitter", "measured jitter: the relative arrival delay 99.5 % of packets stay under"],
     ["concealed", "concealed", "audio concealed because it was missing at its playout time"],
   ]) {
     if (document.getElementById(id)) continue;

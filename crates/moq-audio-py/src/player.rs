@@ -137,7 +137,7 @@ pub struct JitterStats {
     pub removed_frames: u64,
     /// The current target delay, ms.
     pub target_ms: f64,
-    /// The measured jitter: the relative arrival delay 97 % of packets stay under, ms.
+    /// The measured jitter: the relative arrival delay 99.5 % of packets stay under, ms.
     pub jitter_ms: f64,
     /// The loss-recovery peak raising the target (0 when none), ms.
     pub peak_ms: f64,
@@ -301,7 +301,8 @@ impl PlayerReport {
 
     fn __repr__(&self) -> String {
         format!(
-            "PlayerReport(rendered_ms={:.0}, generations={:?}, target_ms={:.0}, concealed_ms={:.1}, underruns={}, end={:?})",
+            "PlayerReport(rendered_ms={:.0}, generations={:?}, target_ms={:.0}, concealed_ms={:.1}, \
+             underruns={}, end={:?})",
             self.inner.rendered_ms(),
             self.inner.arrivals.iter().map(|a| a.generation).collect::<Vec<_>>(),
             self.inner.stats.target_us as f64 / 1000.0,

@@ -350,7 +350,8 @@ fn options(o: Option<&Value>) -> JitterOptions {
 
 fn run(path: &Path) {
     let name = path.file_name().unwrap().to_string_lossy().into_owned();
-    let spec: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let text = std::fs::read_to_string(path).unwrap();
+    let spec: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
     let opts = options(spec.get("options"));
     let ch = opts.channels as usize;
     let rate = opts.sample_rate as u64;

@@ -129,7 +129,7 @@ pub struct JitterStats {
     pub removed_frames: u64,
     /// The current target delay, µs.
     pub target_us: u64,
-    /// The measured jitter: the relative arrival delay 97 % of packets stay under, µs.
+    /// The measured jitter: the relative arrival delay 99.5 % of packets stay under, µs.
     pub jitter_us: u64,
     /// The loss-recovery peak raising the target (0 when none), µs.
     pub peak_us: u64,
