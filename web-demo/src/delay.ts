@@ -54,8 +54,11 @@ export class DelayEstimator {
     this.jitterUs = this.quantileUs();
   }
 
-  /** A packet stamped `tsUs` arrived at render clock `clockUs`; returns its relative delay (µs). */
-  onArrival(tsUs: number, clockUs: number): number {
+  /**
+   * A packet stamped `tsUs` arrived at render clock `clockUs`; returns its relative delay (µs).
+   * `learn: false` only tracks the fastest transit (packets arriving while playout waits to start).
+   */
+  onArrival(tsUs: number, clockUs: number, learn: boolean): number {
     const transit = clockUs - tsUs;
     const newest = this.history.length ? Math.max(...this.history.map(([t]) => t)) : null;
     let rel: number;
@@ -74,6 +77,7 @@ export class DelayEstimator {
       rel = transit - this.fastestTransit()!;
     }
 
+    if (!learn) return rel;
     // Peaks, against the jitter expected before this packet.
     const threshold = Math.min(2 * this.jitterUs, this.jitterUs + PEAK_HEIGHT_US);
     if (rel > threshold) {

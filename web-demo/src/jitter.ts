@@ -251,7 +251,8 @@ export class JitterBuffer<P> {
     const frames = this.codec.frames(packet);
     if (!frames) return;
     const durUs = this.framesToUs(frames);
-    this.delay.onArrival(tsUs, this.clockUs(0));
+    // Only what arrives once playout runs tells about the network (see delay.ts).
+    this.delay.onArrival(tsUs, this.clockUs(0), this.state !== "waiting");
     this.updateStateStats();
     // At or before the playout position (or inside what is being played): late.
     const playedTo = this.cur ? this.cur.tsUs + this.cur.mediaUs : this.posUs;

@@ -123,8 +123,11 @@ impl DelayEstimator {
     }
 
     /// A packet stamped `ts_us` arrived at render clock `clock_us`: update the statistics and
-    /// return its relative arrival delay (µs).
-    pub fn on_arrival(&mut self, ts_us: u64, clock_us: u64) -> u64 {
+    /// return its relative arrival delay (µs). `learn: false` only tracks the fastest transit:
+    /// for packets that arrive while playout waits to start, whose order says nothing about the
+    /// network (a listener joining mid-group gets the group's earlier frames after the next
+    /// group's first one; a new generation's first frames come in a burst).
+    pub fn on_arrival(&mut self, ts_us: u64, clock_us: u64, learn: bool) -> u64 {
         let transit = clock_us as i64 - ts_us as i64;
         let newest = self.history.iter().map(|&(t, _)| t).max();
         let rel = match newest {
@@ -160,6 +163,9 @@ impl DelayEstimator {
         };
 
         // The histogram, forgetting (with the prior's weight while few packets were seen).
+        if !learn {
+            return rel;
+        }
         // Peaks, against the jitter expected before this packet (and not the peak-raised target:
         // the next retransmission is as late as the last, and must still count as a peak).
         let threshold = (2 * self.jitter_us).min(self.jitter_us + PEAK_HEIGHT_US);
@@ -248,7 +254,7 @@ mod tests {
     /// Packets of 20 ms, packet k arriving at k·20 ms + `delay(k)`.
     fn feed(est: &mut DelayEstimator, from: u64, n: u64, delay: impl Fn(u64) -> u64) {
         for k in from..from + n {
-            est.on_arrival(k * 20_000, 1_000_000 + k * 20_000 + delay(k));
+            est.on_arrival(k * 20_000, 1_000_000 + k * 20_000 + delay(k), true);
         }
     }
 
@@ -279,7 +285,7 @@ mod tests {
         feed(&mut est, 100, 400, |_| 0);
         assert_eq!(est.target_us(), 20_000);
         // Packet 500 comes 210 ms late (a retransmission).
-        est.on_arrival(500 * 20_000, 1_000_000 + 500 * 20_000 + 210_000);
+        est.on_arrival(500 * 20_000, 1_000_000 + 500 * 20_000 + 210_000, true);
         assert_eq!(est.peak_us(), 270_000, "210 ms × 1.25, rounded up to 10 ms");
         assert_eq!(est.target_us(), 270_000);
         feed(&mut est, 501, 900, |_| 0); // 18 s later: still held, though the histogram forgot it
@@ -303,12 +309,23 @@ mod tests {
         // The first 3 packets (60 ms of lead) arrive at once, the rest paced.
         let mut est = DelayEstimator::new(20_000, 400_000, 40_000, 100_000);
         for k in 0..3u64 {
-            assert_eq!(est.on_arrival(k * 20_000, 1_000_000), 0);
+            assert_eq!(est.on_arrival(k * 20_000, 1_000_000, true), 0);
         }
         for k in 3..200u64 {
-            assert_eq!(est.on_arrival(k * 20_000, 1_000_000 + (k - 2) * 20_000), 0);
+            assert_eq!(est.on_arrival(k * 20_000, 1_000_000 + (k - 2) * 20_000, true), 0);
         }
         assert_eq!(est.fastest_transit(), Some(1_000_000 - 40_000));
+    }
+
+    #[test]
+    fn arrivals_while_waiting_to_start_only_set_the_fastest_transit() {
+        let mut est = DelayEstimator::new(20_000, 400_000, 40_000, 100_000);
+        // Joining mid-group: the next group's first frame, then the earlier group's frames.
+        est.on_arrival(100_000, 1_000_000, false);
+        assert_eq!(est.on_arrival(20_000, 1_000_000, false), 80_000);
+        assert_eq!(est.fastest_transit(), Some(900_000));
+        assert_eq!((est.peak_us(), est.target_us()), (0, 40_000), "nothing learnt");
+        assert_eq!(est.on_arrival(120_000, 1_020_000, true), 0);
     }
 
     #[test]
@@ -316,11 +333,11 @@ mod tests {
         let mut est = DelayEstimator::new(20_000, 400_000, 40_000, 100_000);
         feed(&mut est, 0, 10, |_| 0); // transit 1 s
         // The publisher restarted its timeline 5 s later, 200 ms after the last packet.
-        assert_eq!(est.on_arrival(5_000_000, 1_400_000), 0);
+        assert_eq!(est.on_arrival(5_000_000, 1_400_000, true), 0);
         assert_eq!(est.fastest_transit_at(100_000), Some(1_000_000));
         assert_eq!(est.fastest_transit_at(5_000_000), Some(1_400_000 - 5_000_000));
         // A straggler from before the jump is measured against its own stretch.
-        assert_eq!(est.on_arrival(200_000, 1_500_000), 300_000);
+        assert_eq!(est.on_arrival(200_000, 1_500_000, true), 300_000);
         assert_eq!(est.target_us(), 380_000, "a peak: 300 ms × 1.25");
     }
 }

@@ -310,7 +310,9 @@ impl<D: PacketDecoder> JitterBuffer<D> {
             return;
         };
         let dur_us = self.frames_to_us(frames as u64);
-        self.delay.on_arrival(ts_us, self.clock_us(0));
+        // Only what arrives once playout runs tells about the network (see DelayEstimator).
+        let learn = self.state != State::Waiting;
+        self.delay.on_arrival(ts_us, self.clock_us(0), learn);
         self.update_state_stats();
         // At or before the playout position (or inside what is being played): late.
         let played_to = match (&self.cur, self.pos_us) {
