@@ -10,8 +10,8 @@ Scenario of one trial (all times on the listener's render clock unless said othe
 3. interruption: once every listener has rendered 10 s of the reply, ``flush()`` and a 2 s new
    reply written at once; the trial ends when every listener has rendered 0.5 s of it.
 
-The listeners are default ``Player``s (fixed 40 ms jitter target unless ``--target-ms``), each
-connected through its own proxy (``http://127.0.0.1:PROXYPORT/``: the certificate over TCP,
+The listeners are default ``Player``s (the adaptive jitter buffer of issue 9, starting at a 40 ms
+target unless ``--target-ms``, adapting within 20..400 ms), each connected through its own proxy (``http://127.0.0.1:PROXYPORT/``: the certificate over TCP,
 QUIC over UDP), the same impairment in both directions: one-way delay, uniform jitter around it
 (FIFO: a datagram never overtakes an earlier one, as in the queues of Wi-Fi and mobile links;
 the issue's rows are repeated with netem-style independent jitter, which reorders, as
@@ -28,8 +28,14 @@ Per listener and trial:
 - ``silence_ms`` / ``silence_pct``: digital silence (runs of exact zeros >= 10 ms in the
   Player's WAV, which is the render clock) in that window: underruns plus the silence the
   buffer plays in place of a frame that was not there in time (labelled audio in the report).
-- ``concealed_ms``: audio concealed by PLC (0 today; read from the report's stats when the
-  adaptive buffer adds ``concealed_frames``/``concealed_ms``).
+- ``concealed_ms``: audio concealed by Opus PLC in that window (the report's concealed
+  segments; the fixed buffer before issue 9 had none); ``missing_pct`` = (silence +
+  concealed) / window, the issue's "concealed + silent"; the ``_after_1s`` variants leave out
+  the reply's first second.
+- ``target_ms``, ``jitter_ms``, ``peak_ms``, ``delay_ms``: the jitter buffer's state just
+  before the interruption (its target, measured jitter, loss-recovery peak, and the playout
+  delay over the fastest packets: how deep the buffer was when the flush cut it).
+- ``stale_over_delay_ms``: ``stale_ms`` minus the one-way delay (the issue's goal: p95 <= 10 ms).
 - ``stale_ms``: old audio (the interrupted reply) rendered after ``flush()``: the flush's wall
   time mapped onto the render clock (the clock read just before + the wall time until flush).
 - ``marker_ms``: flush -> the listener first sees the new generation (report ``arrivals``).
@@ -160,7 +166,14 @@ def as_dict(report: Any) -> dict[str, Any]:
         return report
     d: dict[str, Any] = {k: getattr(report, k) for k in ("sample_rate", "channels", "rendered_frames")}
     d["segments"] = [
-        {"start": s.start, "frames": s.frames, "generation": s.generation, "ts_us": s.ts_us, "fade": s.fade}
+        {
+            "start": s.start,
+            "frames": s.frames,
+            "generation": s.generation,
+            "ts_us": s.ts_us,
+            "fade": s.fade,
+            "concealed": getattr(s, "concealed", False),
+        }
         for s in report.segments
     ]
     d["arrivals"] = [{"generation": a.generation, "at_frame": a.at_frame} for a in report.arrivals]
@@ -203,12 +216,18 @@ def read_wav(path: str) -> np.ndarray:
     return pcm.reshape(-1, ch)[:, 0] if ch > 1 else pcm
 
 
-def concealed_ms(stats: dict[str, Any], rate: int) -> float:
-    if "concealed_ms" in stats:
-        return float(stats["concealed_ms"])
-    if "concealed_frames" in stats:
-        return float(stats["concealed_frames"]) * 1000.0 / rate
-    return 0.0
+def concealed_frames(rep: dict[str, Any], lo: float, hi: float) -> int:
+    """Render-clock frames of concealment (the report's concealed segments) in [lo, hi)."""
+    total = 0
+    for s in rep["segments"]:
+        if s.get("concealed"):
+            a, b = max(s["start"], lo), min(s["start"] + s["frames"], hi)
+            total += max(0, int(b - a))
+    return total
+
+
+#: The jitter buffer's state recorded just before the interruption (JitterStats attributes, ms).
+STATE = ("target_ms", "jitter_ms", "peak_ms", "delay_ms")
 
 
 def analyse(
@@ -218,6 +237,7 @@ def analyse(
     gens: tuple[int, int],
     flush1_frame: float,
     flush2_frame: float,
+    state: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """The per-trial metrics of one listener (see the module docstring)."""
     rate = int(rep["sample_rate"])
@@ -240,6 +260,9 @@ def analyse(
     window = max(1, win_hi - win_lo)
     arrival = next((a["at_frame"] for a in rep["arrivals"] if a["generation"] >= g_new), None)
     first_new = min((s["start"] for s in new_segs), default=None)
+    concealed = concealed_frames(rep, win_lo, win_hi)
+    concealed_1s = concealed_frames(rep, one_s, win_hi)
+    silence_1s = sum(max(0, win_lo + a + n - max(win_lo + a, one_s)) for a, n in runs)
     out.update(
         {
             "window_ms": window * ms,
@@ -248,8 +271,11 @@ def analyse(
             "underrun_silence_ms": sum(s["frames"] for s in underrun_segs) * ms,
             "silence_ms": silence * ms,
             "silence_pct": 100.0 * silence / window,
-            "silence_after_1s_ms": sum(max(0, win_lo + a + n - max(win_lo + a, one_s)) for a, n in runs) * ms,
-            "concealed_ms": concealed_ms(rep["stats"], rate),
+            "silence_after_1s_ms": silence_1s * ms,
+            "concealed_ms": concealed * ms,
+            "concealed_after_1s_ms": concealed_1s * ms,
+            "missing_pct": 100.0 * (silence + concealed) / window,
+            "missing_after_1s_pct": 100.0 * (silence_1s + concealed_1s) / max(1, win_hi - one_s),
             "stale_ms": frames_of(rep, g_reply, lo=flush2_frame) * ms,
             "marker_ms": None if arrival is None else (arrival - flush2_frame) * ms,
             "reply_start_ms": None if first_new is None else (first_new - flush2_frame) * ms,
@@ -259,6 +285,8 @@ def analyse(
     )
     if out["reply_start_ms"] is not None:
         out["extra_start_ms"] = out["reply_start_ms"] - cond.delay_ms
+    out["stale_over_delay_ms"] = out["stale_ms"] - cond.delay_ms
+    out.update(state or {})
     return out
 
 
@@ -359,6 +387,7 @@ async def moq_audio_trial(
         for k in range(0, len(pcm["reply"]), CHUNK):
             await bot.write(pcm["reply"][k : k + CHUNK])
         e2 = await wait_all([p.wait_rendered(interrupt_ms, generation=g_reply) for p in players], REPLY_S + 20)
+        states = [{k: float(getattr(p.report().stats, k, 0.0)) for k in STATE} for p in players]
         f2, _ = flush_frames(players, bot.flush)
         g_new = bot.generation
         await bot.write(pcm["new"])
@@ -367,7 +396,7 @@ async def moq_audio_trial(
         ctrl = None
         for i, c in enumerate(conds):
             err = errs[i] or e2[i] or e3[i]
-            res = analyse(reports[i], read_wav(wavs[i]), c, (g_reply, g_new), f1[i], f2[i])
+            res = analyse(reports[i], read_wav(wavs[i]), c, (g_reply, g_new), f1[i], f2[i], states[i])
             res["proxy"] = proxies[i].stats()
             res["transport"] = "quic" if res["proxy"]["down"]["received"] > 50 else "websocket"
             res["loop_lag_ms"] = summary(lag.samples)
@@ -412,11 +441,16 @@ METRICS = (
     "silence_after_1s_ms",
     "underrun_silence_ms",
     "concealed_ms",
+    "concealed_after_1s_ms",
+    "missing_pct",
+    "missing_after_1s_pct",
     "stale_ms",
+    "stale_over_delay_ms",
     "marker_ms",
     "reply_start_ms",
     "extra_start_ms",
     "first_reply_start_ms",
+    *STATE,
 )
 
 
@@ -463,6 +497,14 @@ def baseline_table(rows: dict[str, Any], lead: float) -> list[dict[str, Any]]:
                 "silence_pct_median": s["silence_pct"].get("median"),
                 "stale_ms_median": s["stale_ms"].get("median"),
                 "stale_ms_p95": s["stale_ms"].get("p95"),
+                "stale_over_delay_ms_p95": s["stale_over_delay_ms"].get("p95"),
+                "concealed_ms_median": s["concealed_ms"].get("median"),
+                "missing_pct_median": s["missing_pct"].get("median"),
+                "missing_pct_max": s["missing_pct"].get("max"),
+                "missing_after_1s_pct_median": s["missing_after_1s_pct"].get("median"),
+                "missing_after_1s_pct_max": s["missing_after_1s_pct"].get("max"),
+                "target_ms_median": s["target_ms"].get("median"),
+                "delay_ms_median": s["delay_ms"].get("median"),
                 "marker_ms_median": s["marker_ms"].get("median"),
                 "marker_ms_max": s["marker_ms"].get("max"),
                 "marker_over_control_ms_median": s["marker_over_control_ms"].get("median"),
@@ -549,7 +591,7 @@ async def run_async(
             "summary": summarise(ts, c),
         }
     default_lead = 60.0 if 60.0 in leads else leads[0]
-    return {
+    result = {
         "method": (
             "One agent (moq_audio producer, direct) writes a 0.4 s warm-up, flush, a 12 s speech-like reply in "
             "20 ms chunks, flush when every listener rendered 10 s of it, then a 2 s new reply. Listeners: "
@@ -571,6 +613,8 @@ async def run_async(
         "baseline_table": baseline_table(rows, default_lead),
         "duration_s": time.monotonic() - t_start,
     }
+    result["lead_table"] = lead_table(result)
+    return result
 
 
 def run(quick: bool = False, trials: int | None = None) -> dict[str, Any]:
@@ -582,18 +626,44 @@ def run(quick: bool = False, trials: int | None = None) -> dict[str, Any]:
 
 def print_table(res: dict[str, Any]) -> None:
     print(
-        "| one-way delay | jitter | loss | underruns | silence inserted | stale after flush (p50/p95) | marker (p50/max) |"
+        "| one-way delay | jitter | loss | underruns after 1 s | silence | concealed | "
+        "silent + concealed (after 1 s) p50 / max | target / delay at the flush | "
+        "stale after flush p50 / p95 (p95 − delay) | marker p50 / max | extra start |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in res["baseline_table"]:
         loss = f"{r['loss_pct']:g} %" + (" bursty" if r["model"] == "bursty" and r["loss_pct"] else "")
         loss += " (reordering jitter)" if r["reorder"] else ""
         print(
-            f"| {r['delay_ms']:g} ms | ±{r['jitter_ms']:g} ms | {loss} | {r['underruns_median']:g} | "
-            f"{r['silence_ms_median']:.0f} ms ({r['silence_pct_median']:.1f} %) | "
-            f"{r['stale_ms_median']:.0f} / {r['stale_ms_p95']:.0f} ms | "
-            f"{r['marker_ms_median']:.0f} / {r['marker_ms_max']:.0f} ms |"
+            f"| {r['delay_ms']:g} ms | ±{r['jitter_ms']:g} ms | {loss} | {r['underruns_after_1s_median']:g} | "
+            f"{r['silence_ms_median']:.0f} ms ({r['silence_pct_median']:.2f} %) | {r['concealed_ms_median']:.0f} ms | "
+            f"{r['missing_pct_median']:.2f} / {r['missing_pct_max']:.2f} % "
+            f"({r['missing_after_1s_pct_median']:.2f} / {r['missing_after_1s_pct_max']:.2f} %) | "
+            f"{r['target_ms_median']:.0f} / {r['delay_ms_median']:.0f} ms | "
+            f"{r['stale_ms_median']:.0f} / {r['stale_ms_p95']:.0f} ms ({r['stale_over_delay_ms_p95']:+.0f}) | "
+            f"{r['marker_ms_median']:.0f} / {r['marker_ms_max']:.0f} ms | {r['extra_start_ms_median']:.0f} ms |"
         )
+
+
+def lead_table(res: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per lead: the conditions' p95 of stale audio after the flush minus the one-way delay (the
+    issue's goal: <= 10 ms everywhere), and the worst condition."""
+    out = []
+    for lead in res["leads_ms"]:
+        rows = [r for r in res["rows"].values() if r["lead_ms"] == lead and r["condition"]["delay_ms"] > 0]
+        p95s = [(r["summary"]["stale_over_delay_ms"].get("p95"), r["condition"]["key"]) for r in rows]
+        p95s = [p for p in p95s if p[0] is not None]
+        worst = max(p95s, default=(None, None))
+        out.append(
+            {
+                "lead_ms": lead,
+                "conditions": len(p95s),
+                "within_10ms": sum(1 for p, _ in p95s if p <= 10.0),
+                "worst_p95_ms": worst[0],
+                "worst_condition": worst[1],
+            }
+        )
+    return out
 
 
 def main() -> int:
@@ -620,6 +690,12 @@ def main() -> int:
             json.dump(res, fh, indent=1)
         log(f"network: wrote {args.out}")
     print_table(res)
+    res_leads = res["lead_table"]
+    print("\n| lead | conditions with stale p95 <= delay + 10 ms | worst p95 − delay |")
+    print("|---|---|---|")
+    for r in res_leads:
+        worst = "–" if r["worst_p95_ms"] is None else f"{r['worst_p95_ms']:+.0f} ms ({r['worst_condition']})"
+        print(f"| {r['lead_ms']:g} ms | {r['within_10ms']} / {r['conditions']} | {worst} |")
     sys.stdout.flush()
     os._exit(0)  # skip interpreter finalisation with native runtime threads (as bench/run.py does)
 

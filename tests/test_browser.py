@@ -520,3 +520,124 @@ def test_page_takes_a_server_url_and_keeps_its_token_out_of_sight(web_server):
             assert not any(token in r for r in requests if "certificate" in r)
         finally:
             browser.close()
+
+
+# ---- the adaptive jitter buffer on the page -----------------------------------------------------------
+
+#: The page's server, a bot speaking a tone without end, and bench/impair.py's proxy in front of the
+#: server (40 ms ±10 ms each way). Prints "<server url> <proxy url>"; on the line "outage" from the
+#: test, drops everything towards the listener for 400 ms (the frames sent meanwhile come late, as
+#: QUIC retransmissions).
+IMPAIRED = """
+import asyncio, sys
+import numpy as np
+import moq_audio
+sys.path.insert(0, sys.argv[1])
+from impair import Impairment, Profile
+
+async def main():
+    net = Profile(delay_ms=40, jitter_ms=10, keep_order=True)
+    async with (
+        moq_audio.Server("127.0.0.1:0", static_dir=moq_audio.web_root()) as server,
+        Impairment(upstream=f"127.0.0.1:{server.port}", up=net, down=net, seed=2, websocket=False) as proxy,
+        moq_audio.connect(server.url) as bot,
+    ):
+        producer = bot.publish_audio("bot", sample_rate=48000)
+        tone = (0.3 * np.sin(2 * np.pi * 330 * np.arange(48000) / 48000)).astype(np.float32)
+
+        async def speak():
+            while True:
+                await producer.write(tone)
+
+        async def commands():
+            loop = asyncio.get_running_loop()
+            while line := await loop.run_in_executor(None, sys.stdin.readline):
+                if line.strip() == "outage":
+                    t = proxy.clock()
+                    proxy.add_outage(t, t + 0.4, "down")
+                    print("outage", flush=True)
+
+        print(server.url, proxy.url, flush=True)
+        speaking = asyncio.create_task(speak())
+        await commands()
+        speaking.cancel()
+
+asyncio.run(main())
+"""
+
+
+def test_page_shows_its_jitter_buffer_target_and_concealment_behind_an_impaired_network():
+    """Through the impairment proxy the page plays, shows its jitter buffer's target, measured
+    jitter and concealed audio (state and on screen); a 400 ms outage makes it conceal the gap
+    (WebCodecs has no PLC: the worklet repeats the last pitch period) and raises its target."""
+    from playwright.sync_api import sync_playwright
+
+    bench = Path(__file__).resolve().parent.parent / "bench"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", IMPAIRED, str(bench)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    try:
+        line = proc.stdout.readline().split()
+        assert len(line) == 2 and line[1].startswith("http://127.0.0.1:"), (line, proc.stderr.read())
+        server_url, proxy_url = line
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page()
+                page.goto(f"{server_url}?autostart=1&mic=0&url={proxy_url}")
+                poll = lambda: page.wait_for_timeout(100)
+                state = lambda: page.evaluate("window.moqAudio.state")
+                wait_for(lambda: state()["playing"] and state()["level"] > 0.01, 30, "the tone through the proxy", poll)
+                # Render a second of it, then the outage.
+                wait_for(
+                    lambda: (page.evaluate("window.moqAudio.workletStats") or {}).get("renderedFrames", 0) > 48_000,
+                    10,
+                    "1 s rendered",
+                    poll,
+                )
+                before = state()
+                assert before["targetMs"] > 0, before
+                proc.stdin.write("outage\n")
+                proc.stdin.flush()
+                assert proc.stdout.readline().strip() == "outage"
+                # The frames sent during the outage come ~400 ms late: the buffer runs dry (an
+                # underrun), conceals, plays them when they come, and its target covers such a delay
+                # from then on (within its 400 ms maximum).
+                after = wait_for(
+                    lambda: (
+                        (s := state())["underruns"] > before["underruns"]
+                        and s["concealedMs"] > before["concealedMs"]
+                        and s["targetMs"] >= 300
+                        and s["playing"]
+                        and s
+                    ),
+                    20,
+                    "an underrun, concealment and a raised target after the outage",
+                    poll,
+                )
+                # What a person sees: the numbers on the page (rendered every 100 ms).
+                shown = wait_for(
+                    lambda: (t := page.text_content("#target")) not in (None, "–", "0") and t,
+                    5,
+                    "the target on screen",
+                    poll,
+                )
+                assert int(shown) >= 300, (shown, after)
+                assert int(page.text_content("#concealed") or "0") >= 1
+                assert page.text_content("#jitter") not in (None, "–")
+            finally:
+                browser.close()
+    finally:
+        proc.terminate()
+        try:
+            _, err = proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, err = proc.communicate()
+        ARTIFACTS.mkdir(exist_ok=True)
+        (ARTIFACTS / "browser-impaired.log").write_text(err or "")

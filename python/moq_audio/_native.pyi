@@ -262,6 +262,8 @@ class Segment:
     ts_us: int
     #: Whether this is the fade-out of a flushed generation.
     fade: bool
+    #: Whether this stretch was concealed (Opus PLC in place of a missing packet).
+    concealed: bool
 
 @final
 class Arrival:
@@ -273,13 +275,32 @@ class Arrival:
 
 @final
 class JitterStats:
-    """Jitter buffer counters."""
+    """Jitter buffer counters (frames at the report's sample rate) and its adaptation's state."""
 
+    #: Frames dropped because their generation was older than the one playing.
     stale_frames: int
+    #: Frames dropped because they arrived after their time (or were duplicates).
     late_frames: int
+    #: Sample frames of old audio dropped at flushes (not counting the fade).
     flushed_frames: int
+    #: Times playout ran dry and then went on with audio that had been late.
     underruns: int
+    #: Sample frames skipped because the delay was far over the target (after an outage).
     skipped_frames: int
+    #: Sample frames of concealment (Opus PLC) rendered, and the same in ms.
+    concealed_frames: int
+    concealed_ms: float
+    #: Sample frames added to / removed from quiet audio to move the buffer's delay.
+    inserted_frames: int
+    removed_frames: int
+    #: The current target delay, ms (adapts within the Player's min/max target).
+    target_ms: float
+    #: The measured jitter: the relative arrival delay 99.5 % of packets stay under, ms.
+    jitter_ms: float
+    #: The loss-recovery peak raising the target (0 when none), ms.
+    peak_ms: float
+    #: The current playout delay over the fastest recent packet, ms.
+    delay_ms: float
 
 @final
 class PlayerReport:

@@ -94,6 +94,15 @@ const state = {
   tsUs: null as number | null,
   playing: false,
   bufferedMs: 0,
+  /** The adaptive jitter buffer: its target delay, the measured jitter (99.5th percentile of the
+   * relative arrival delay), the loss-recovery peak in effect and the current playout delay (ms). */
+  targetMs: 0,
+  jitterMs: 0,
+  peakMs: 0,
+  delayMs: 0,
+  /** Audio concealed (missing at its playout time), ms, and times playout ran dry. */
+  concealedMs: 0,
+  underruns: 0,
   level: 0,
   renderedGenerations: [] as number[],
   mic: "off" as string,
@@ -134,6 +143,26 @@ window.moqAudio = moqAudio;
 // ---- UI helpers -----------------------------------------------------------------------------
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
+
+/** The jitter buffer's numbers next to "buffered" in the voice card: target, jitter, concealed. */
+function addBufferNumbers(): void {
+  const after = $("buffered")?.parentElement;
+  if (!after) return;
+  let at: Element = after;
+  for (const [id, label, title] of [
+    ["target", "target", "the adaptive jitter buffer's target delay"],
+    ["jitter", "jitter", "measured jitter: the relative arrival delay 99.5 % of packets stay under"],
+    ["concealed", "concealed", "audio concealed because it was missing at its playout time"],
+  ]) {
+    if (document.getElementById(id)) continue;
+    const div = document.createElement("div");
+    div.title = title;
+    div.innerHTML = `<span class="label">${label}</span><span id="${id}" class="big">–</span><span class="unit">ms</span>`;
+    at.after(div);
+    at = div;
+  }
+}
+addBufferNumbers();
 const t0 = performance.now();
 
 function log(kind: string, text: string): void {
@@ -190,6 +219,9 @@ function renderText(): void {
     state.mic + (state.micError ? ` – ${state.micError}` : state.mic === "on" ? ` – ${state.micFrames} frames` : "");
   $("generation").textContent = state.generation === null ? "–" : String(state.generation);
   $("buffered").textContent = state.bufferedMs.toFixed(0);
+  $("target").textContent = state.targetMs.toFixed(0);
+  $("jitter").textContent = state.jitterMs.toFixed(0);
+  $("concealed").textContent = state.concealedMs.toFixed(0);
   $("playing").textContent = state.playing ? "yes" : "no";
   $("heard").textContent = state.tsUs === null ? "–" : (state.tsUs / 1e6).toFixed(2);
   const c = moqAudio.counters;
@@ -197,7 +229,9 @@ function renderText(): void {
   $("audio-detail").textContent =
     `context ${state.audioContext} @ ${state.sampleRate} Hz, output latency ${state.outputLatencyMs.toFixed(0)} ms · decoder ${state.decodedSampleRate || "–"} Hz · ` +
     `frames ${c.framesReceived ?? 0} rx / ${c.framesDecoded ?? 0} decoded · stale dropped ${(c.staleFramesDropped ?? 0) + (w?.staleFrames ?? 0)}` +
-    ` · stale groups ${c.staleGroupsSkipped ?? 0} · group resets ${c.groupErrors ?? 0} · underruns ${w?.underruns ?? 0}`;
+    ` · stale groups ${c.staleGroupsSkipped ?? 0} · group resets ${c.groupErrors ?? 0} · underruns ${w?.underruns ?? 0}` +
+    ` · jitter buffer: target ${state.targetMs.toFixed(0)} ms (jitter ${state.jitterMs.toFixed(0)} ms, loss-recovery peak ` +
+    `${state.peakMs.toFixed(0)} ms), delay ${state.delayMs.toFixed(0)} ms, concealed ${state.concealedMs.toFixed(0)} ms`;
   const mic = $("mic");
   mic.textContent = `Mic: ${state.mic === "on" ? "on" : state.mic === "muted" ? "muted" : state.mic}`;
   mic.classList.toggle("on", state.mic === "on");
@@ -286,6 +320,12 @@ function onStatus(s: Status): void {
   state.tsUs = s.tsUs;
   state.playing = s.playing;
   state.bufferedMs = s.bufferedUs / 1000;
+  state.targetMs = s.stats.targetUs / 1000;
+  state.jitterMs = s.stats.jitterUs / 1000;
+  state.peakMs = s.stats.peakUs / 1000;
+  state.delayMs = s.stats.delayUs / 1000;
+  state.concealedMs = (s.stats.concealedFrames / (state.sampleRate || 48_000)) * 1000;
+  state.underruns = s.stats.underruns;
   state.level = s.rms;
   moqAudio.workletStats = s.stats;
   if (feedback && s.renderedGeneration !== null && s.tsUs !== null) {

@@ -155,9 +155,9 @@ export class Player {
     this.generation = -1;
     this.ended = null;
     this.post({ type: "reset" });
-    // Skip back only when well past what the publisher's lead keeps buffered (as the Rust player).
-    const maxUs = Math.max(300_000, ((desc.leadMs ?? 0) + 40 + 100) * 1000);
-    this.config = { type: "config", channels: desc.channels, maxUs };
+    // The adaptive buffer keeps the publisher's lead (audio sent ahead) and adapts its target to
+    // the network within its defaults (20..400 ms), as the Rust player does.
+    this.config = { type: "config", channels: desc.channels, leadUs: (desc.leadMs ?? 0) * 1000 };
     this.post(this.config);
     const support = await AudioDecoder.isConfigSupported(this.decoderConfig());
     if (!support.supported) throw new Error(`this browser cannot decode Opus at ${desc.sampleRate} Hz`);

@@ -1,10 +1,13 @@
 // The AudioWorklet processors (built by Vite as a separate module, loaded by player.ts):
-// - "moq-player": renders the bot's voice from a generation-aware JitterBuffer and reports,
-//   at least every 50 ms, what it actually rendered; plus an event when each generation's
-//   first sample is rendered and when the output went silent after a flush.
+// - "moq-player": renders the bot's voice from a generation-aware adaptive JitterBuffer and
+//   reports, at least every 50 ms, what it actually rendered and the buffer's state (target,
+//   measured jitter, delay, concealment); plus an event when each generation's first sample is
+//   rendered and when the output went silent after a flush. Missing audio is concealed on the
+//   decoded PCM (conceal.ts: WebCodecs has no packet loss concealment API).
 // - "moq-capture": hands the microphone's samples to the main thread in 20 ms blocks.
 
-import { JitterBuffer } from "./jitter";
+import { PcmCodec } from "./conceal";
+import { JitterBuffer, type JitterStats } from "./jitter";
 
 // The AudioWorkletGlobalScope, which TypeScript's DOM lib does not describe.
 declare const sampleRate: number;
@@ -20,7 +23,17 @@ declare function registerProcessor(
 
 /** Messages the main thread sends to "moq-player". */
 export type PlayerIn =
-  | { type: "config"; channels: number; targetUs?: number; fadeUs?: number; maxUs?: number }
+  | {
+      type: "config";
+      channels: number;
+      /** Start target, and its range, µs (JitterOptions defaults when absent). */
+      targetUs?: number;
+      minTargetUs?: number;
+      maxTargetUs?: number;
+      fadeUs?: number;
+      /** The publisher's pacing lead (catalog leadMs), µs. */
+      leadUs?: number;
+    }
   | { type: "generation"; generation: number }
   | { type: "pcm"; generation: number; tsUs: number; samples: Float32Array }
   | { type: "reset" };
@@ -39,7 +52,8 @@ export type PlayerOut =
       bufferedUs: number;
       bufferedSamples: number;
       rms: number;
-      stats: JitterBuffer["stats"];
+      /** Counters and the adaptation's state: targetUs, jitterUs, peakUs, delayUs, concealedFrames... */
+      stats: JitterStats;
     }
   | { type: "started"; generation: number; time: number }
   | {
@@ -58,7 +72,7 @@ export type PlayerOut =
 const STATUS_EVERY_S = 0.025;
 
 class PlayerProcessor extends AudioWorkletProcessor {
-  private buffer = new JitterBuffer({ sampleRate, channels: 1 });
+  private buffer = PlayerProcessor.makeBuffer({ type: "config", channels: 1 });
   private scratch = new Float32Array(128);
   private lastStatus = -1;
   private wasPlaying = false;
@@ -74,13 +88,7 @@ class PlayerProcessor extends AudioWorkletProcessor {
   private onMessage(msg: PlayerIn): void {
     switch (msg.type) {
       case "config":
-        this.buffer = new JitterBuffer({
-          sampleRate,
-          channels: msg.channels,
-          targetUs: msg.targetUs,
-          fadeUs: msg.fadeUs,
-          maxUs: msg.maxUs,
-        });
+        this.buffer = PlayerProcessor.makeBuffer(msg);
         break;
       case "generation":
         this.noteArrival(msg.generation);
@@ -95,6 +103,21 @@ class PlayerProcessor extends AudioWorkletProcessor {
         this.arrivals.clear();
         break;
     }
+  }
+
+  private static makeBuffer(msg: Extract<PlayerIn, { type: "config" }>): JitterBuffer<Float32Array> {
+    return new JitterBuffer(
+      {
+        sampleRate,
+        channels: msg.channels,
+        targetUs: msg.targetUs,
+        minTargetUs: msg.minTargetUs,
+        maxTargetUs: msg.maxTargetUs,
+        fadeUs: msg.fadeUs,
+        leadUs: msg.leadUs,
+      },
+      new PcmCodec(sampleRate, msg.channels),
+    );
   }
 
   private noteArrival(generation: number): void {

@@ -82,14 +82,16 @@ pub struct Segment {
     pub ts_us: u64,
     /// Whether this is the fade-out of a flushed generation.
     pub fade: bool,
+    /// Whether this stretch was concealed (Opus PLC in place of a missing packet).
+    pub concealed: bool,
 }
 
 #[pymethods]
 impl Segment {
     fn __repr__(&self) -> String {
         format!(
-            "Segment(start={}, frames={}, generation={:?}, fade={})",
-            self.start, self.frames, self.generation, self.fade
+            "Segment(start={}, frames={}, generation={:?}, fade={}, concealed={})",
+            self.start, self.frames, self.generation, self.fade, self.concealed
         )
     }
 }
@@ -111,28 +113,77 @@ impl Arrival {
     }
 }
 
-/// Jitter buffer counters.
+/// Jitter buffer counters and the state of its adaptation.
 #[pyclass(module = "moq_audio._native", frozen, get_all)]
 #[derive(Clone)]
 pub struct JitterStats {
     /// Frames dropped because their generation was older than the one playing.
     pub stale_frames: u64,
-    /// Frames dropped because they arrived after their time.
+    /// Frames dropped because they arrived after their time (or were duplicates).
     pub late_frames: u64,
     /// Sample frames of old audio dropped at flushes (not counting the fade).
     pub flushed_frames: u64,
-    /// Times playout ran dry.
+    /// Times playout ran dry and then went on with audio that had been late.
     pub underruns: u64,
-    /// Sample frames skipped to bring an overfull buffer back to the target.
+    /// Sample frames skipped because the delay was far over the target (after an outage).
     pub skipped_frames: u64,
+    /// Sample frames of concealment (Opus PLC) rendered.
+    pub concealed_frames: u64,
+    /// ms of concealment rendered.
+    pub concealed_ms: f64,
+    /// Sample frames added by stretching quiet audio (the buffer's delay grew).
+    pub inserted_frames: u64,
+    /// Sample frames removed from quiet audio (the buffer's delay shrank).
+    pub removed_frames: u64,
+    /// The current target delay, ms.
+    pub target_ms: f64,
+    /// The measured jitter: the relative arrival delay 99.5 % of packets stay under, ms.
+    pub jitter_ms: f64,
+    /// The loss-recovery peak raising the target (0 when none), ms.
+    pub peak_ms: f64,
+    /// The current playout delay over the fastest recent packet, ms.
+    pub delay_ms: f64,
+}
+
+impl JitterStats {
+    fn new(s: &moq_audio::listen::JitterStats, sample_rate: u32) -> Self {
+        Self {
+            stale_frames: s.stale_frames,
+            late_frames: s.late_frames,
+            flushed_frames: s.flushed_frames,
+            underruns: s.underruns,
+            skipped_frames: s.skipped_frames,
+            concealed_frames: s.concealed_frames,
+            concealed_ms: s.concealed_frames as f64 * 1000.0 / sample_rate.max(1) as f64,
+            inserted_frames: s.inserted_frames,
+            removed_frames: s.removed_frames,
+            target_ms: s.target_us as f64 / 1000.0,
+            jitter_ms: s.jitter_us as f64 / 1000.0,
+            peak_ms: s.peak_us as f64 / 1000.0,
+            delay_ms: s.delay_us as f64 / 1000.0,
+        }
+    }
 }
 
 #[pymethods]
 impl JitterStats {
     fn __repr__(&self) -> String {
         format!(
-            "JitterStats(underruns={}, late_frames={}, stale_frames={}, flushed_frames={}, skipped_frames={})",
-            self.underruns, self.late_frames, self.stale_frames, self.flushed_frames, self.skipped_frames
+            "JitterStats(target_ms={:.0}, jitter_ms={:.0}, peak_ms={:.0}, delay_ms={:.0}, concealed_ms={:.1}, \
+             underruns={}, late_frames={}, stale_frames={}, flushed_frames={}, skipped_frames={}, \
+             inserted_frames={}, removed_frames={})",
+            self.target_ms,
+            self.jitter_ms,
+            self.peak_ms,
+            self.delay_ms,
+            self.concealed_ms,
+            self.underruns,
+            self.late_frames,
+            self.stale_frames,
+            self.flushed_frames,
+            self.skipped_frames,
+            self.inserted_frames,
+            self.removed_frames
         )
     }
 }
@@ -187,6 +238,7 @@ impl PlayerReport {
                 generation: s.generation,
                 ts_us: s.ts_us,
                 fade: s.fade,
+                concealed: s.concealed,
             })
             .collect()
     }
@@ -204,17 +256,10 @@ impl PlayerReport {
             .collect()
     }
 
-    /// Jitter buffer counters.
+    /// Jitter buffer counters and the state of its adaptation.
     #[getter]
     fn stats(&self) -> JitterStats {
-        let s = &self.inner.stats;
-        JitterStats {
-            stale_frames: s.stale_frames,
-            late_frames: s.late_frames,
-            flushed_frames: s.flushed_frames,
-            underruns: s.underruns,
-            skipped_frames: s.skipped_frames,
-        }
+        JitterStats::new(&self.inner.stats, self.inner.sample_rate)
     }
 
     /// (generation, media timestamp µs) just past the last sample rendered, or None.
@@ -256,9 +301,12 @@ impl PlayerReport {
 
     fn __repr__(&self) -> String {
         format!(
-            "PlayerReport(rendered_ms={:.0}, generations={:?}, underruns={}, end={:?})",
+            "PlayerReport(rendered_ms={:.0}, generations={:?}, target_ms={:.0}, concealed_ms={:.1}, \
+             underruns={}, end={:?})",
             self.inner.rendered_ms(),
             self.inner.arrivals.iter().map(|a| a.generation).collect::<Vec<_>>(),
+            self.inner.stats.target_us as f64 / 1000.0,
+            self.inner.stats.concealed_frames as f64 * 1000.0 / self.inner.sample_rate.max(1) as f64,
             self.inner.stats.underruns,
             self.inner.end.as_ref().map(ToString::to_string)
         )

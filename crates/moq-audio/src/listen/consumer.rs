@@ -35,6 +35,26 @@ pub struct AudioFrame {
     pub timestamp_us: u64,
 }
 
+/// An Opus packet as read off the track ([`AudioConsumer::next_packet`]), before decoding.
+#[derive(Clone, Debug)]
+pub struct AudioPacket {
+    /// Generation the packet belongs to (0 for a publisher without generations).
+    pub generation: u64,
+    /// Media timestamp of its first sample, µs on the publisher's clock.
+    pub timestamp_us: u64,
+    /// Set on marker packets only (a flush or a cancel at the publisher): no audio.
+    pub event: Option<Event>,
+    /// The Opus packet (never decode a marker's).
+    pub payload: bytes::Bytes,
+}
+
+impl AudioPacket {
+    /// Whether this is a marker of a newer generation rather than audio.
+    pub fn is_marker(&self) -> bool {
+        self.event.is_some() || self.payload.is_empty()
+    }
+}
+
 impl AudioFrame {
     /// Duration of the frame in µs.
     pub fn duration_us(&self) -> u64 {
@@ -306,6 +326,30 @@ impl AudioConsumer {
                 generation: frame.generation,
                 timestamp_us: frame.timestamp_us,
             }));
+        }
+    }
+
+    /// The next packet as it came off the track, not decoded, or `None` when the track ended.
+    ///
+    /// The same stream as [`Self::next`] (use one or the other): never going back in
+    /// generation; a packet with `event` set (or an empty payload) is the marker of a newer
+    /// generation and carries no audio. For players that decode at playout time, so a missing
+    /// packet can be concealed by the codec ([`crate::listen::jitter`]).
+    pub async fn next_packet(&mut self) -> Option<AudioPacket> {
+        loop {
+            let Packet { frame } = self.packets.recv().await?;
+            match self.generation {
+                Some(g) if frame.generation < g => continue, // stale: never go back
+                Some(g) if frame.generation == g => {}
+                _ => self.generation = Some(frame.generation),
+            }
+            // End markers (cancel, finish) were already noted by the reader ([`EndWatch`]).
+            return Some(AudioPacket {
+                generation: frame.generation,
+                timestamp_us: frame.timestamp_us,
+                event: frame.event,
+                payload: frame.payload,
+            });
         }
     }
 

@@ -1,9 +1,11 @@
 //! [`Player`]: renders what a listener hears, in real time, through the jitter buffer.
 //!
-//! A render clock advances with wall time in quanta (default 10 ms). Each quantum takes that
-//! much audio from the [`JitterBuffer`] (silence when there is none), appends it to an optional
-//! WAV file (so the file's sample index *is* the render clock), logs what was rendered, and
-//! every `report_interval` publishes a [`PlayoutReport`] on the feedback track, if one is given.
+//! A render clock advances with wall time in quanta (default 10 ms). Packets go undecoded into
+//! the adaptive [`JitterBuffer`] as they arrive; each quantum takes that much audio from it
+//! (decoded at that moment, concealed by Opus PLC where a packet is missing, silence when there
+//! is none), appends it to an optional WAV file (so the file's sample index *is* the render
+//! clock), logs what was rendered, and every `report_interval` publishes a [`PlayoutReport`] on
+//! the feedback track, if one is given.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -11,6 +13,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::conceal::OpusPackets;
 use super::consumer::{AudioConsumer, EndReason};
 use super::jitter::{JitterBuffer, JitterOptions, JitterStats, Rendered};
 use crate::codec::pcm::f32_to_i16;
@@ -21,14 +24,17 @@ use crate::{Error, Result};
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct PlayerOptions {
-    /// Audio buffered before playout starts, default 40 ms.
+    /// The jitter buffer's target delay before anything was measured, default 40 ms; it then
+    /// adapts to the network (see [`crate::listen::delay`]) within `min_target..=max_target`.
     pub target: Duration,
+    /// Smallest target delay, default 20 ms. `min_target == max_target` fixes the target.
+    pub min_target: Duration,
+    /// Largest target delay, default 400 ms (above the ~250 ms a QUIC retransmission takes at
+    /// 100 ms one-way delay). The publisher's lead (its catalog's `leadMs`) comes on top: audio
+    /// sent ahead is kept, and only skipped over max(`max_target`, lead) + 100 ms.
+    pub max_target: Duration,
     /// Fade-out at a flush, default 5 ms (at most 10 ms).
     pub fade: Duration,
-    /// Most audio buffered while playing before the oldest is skipped, default 300 ms; raised
-    /// to the publisher's lead + `target` + 100 ms when its catalog declares a larger lead (a
-    /// listener normally holds about lead + target).
-    pub max_buffer: Duration,
     /// Write what is rendered to this WAV file (16-bit PCM at the consumer's rate).
     pub wav_path: Option<PathBuf>,
     /// Render quantum, default 10 ms (an audio device callback's usual period).
@@ -41,8 +47,9 @@ impl Default for PlayerOptions {
     fn default() -> Self {
         Self {
             target: Duration::from_millis(40),
+            min_target: Duration::from_millis(20),
+            max_target: Duration::from_millis(400),
             fade: Duration::from_millis(5),
-            max_buffer: Duration::from_millis(300),
             wav_path: None,
             quantum: Duration::from_millis(10),
             report_interval: Duration::from_millis(50),
@@ -63,6 +70,8 @@ pub struct Segment {
     pub ts_us: u64,
     /// Whether this is the fade-out of a flushed generation.
     pub fade: bool,
+    /// Whether this stretch was concealed (Opus PLC in place of a missing packet).
+    pub concealed: bool,
 }
 
 /// When the first frame of a generation reached the player.
@@ -87,7 +96,7 @@ pub struct PlayerReport {
     pub segments: Vec<Segment>,
     /// First arrival of each generation.
     pub arrivals: Vec<Arrival>,
-    /// Jitter buffer counters.
+    /// Jitter buffer counters and its adaptation's state (target, jitter, delay, concealment).
     pub stats: JitterStats,
     /// (generation, media timestamp µs) just past the last sample rendered.
     pub position: Option<(u64, u64)>,
@@ -156,14 +165,21 @@ impl Player {
     /// [`crate::wire::playout`]); `None` plays without reporting.
     ///
     /// # Errors
-    /// [`Error::InvalidInput`] for a fade over 10 ms or a zero quantum; [`Error::Io`] if the WAV
-    /// file cannot be created.
+    /// [`Error::InvalidInput`] for a fade over 10 ms, a zero quantum or a `min_target` above
+    /// `max_target`; [`Error::Opus`] if the stream's decoder cannot be built; [`Error::Io`] if the
+    /// WAV file cannot be created.
     pub fn start(consumer: AudioConsumer, options: PlayerOptions, feedback: Option<PlayoutFeedback>) -> Result<Self> {
         if options.fade > Duration::from_millis(10) {
             return Err(Error::InvalidInput(format!("fade {:?} is over 10 ms", options.fade)));
         }
         if options.quantum.is_zero() || options.report_interval.is_zero() {
             return Err(Error::InvalidInput("quantum and report interval must be > 0".into()));
+        }
+        if options.min_target > options.max_target {
+            return Err(Error::InvalidInput(format!(
+                "min_target {:?} is above max_target {:?}",
+                options.min_target, options.max_target
+            )));
         }
         let rate = consumer.sample_rate();
         let channels = consumer.channels();
@@ -184,9 +200,11 @@ impl Player {
         };
         let mut jopts = JitterOptions::new(rate, channels);
         jopts.target_us = options.target.as_micros() as u64;
+        jopts.min_target_us = options.min_target.as_micros() as u64;
+        jopts.max_target_us = options.max_target.as_micros() as u64;
         jopts.fade_us = options.fade.as_micros() as u64;
-        let lead = Duration::from_millis(consumer.description().lead_ms.unwrap_or(0) as u64);
-        jopts.max_us = options.max_buffer.max(lead + options.target + Duration::from_millis(100)).as_micros() as u64;
+        jopts.lead_us = consumer.description().lead_ms.unwrap_or(0) as u64 * 1_000;
+        let decoder = OpusPackets::new(rate, consumer.description().sample_rate, channels)?;
         let shared = watch::channel(PlayerReport {
             sample_rate: rate,
             channels,
@@ -197,7 +215,7 @@ impl Player {
         let (done_tx, done) = watch::channel(false);
         let playout = Playout {
             consumer,
-            jitter: JitterBuffer::new(jopts),
+            jitter: JitterBuffer::new(jopts, decoder),
             options,
             wav,
             feedback,
@@ -298,7 +316,7 @@ type Wav = hound::WavWriter<std::io::BufWriter<std::fs::File>>;
 /// The player's task and everything it owns.
 struct Playout {
     consumer: AudioConsumer,
-    jitter: JitterBuffer,
+    jitter: JitterBuffer<OpusPackets>,
     options: PlayerOptions,
     wav: Option<Wav>,
     feedback: Option<PlayoutFeedback>,
@@ -337,23 +355,24 @@ impl Playout {
         loop {
             tokio::select! {
                 _ = self.stop.wait_for(|s| *s) => return Ok(()),
-                frame = self.consumer.next(), if !ended => match frame {
-                    Ok(Some(frame)) => {
+                packet = self.consumer.next_packet(), if !ended => match packet {
+                    Some(packet) => {
                         self.shared.send_if_modified(|sh| {
-                            let first = !sh.arrivals.iter().any(|a| a.generation >= frame.generation);
+                            let first = !sh.arrivals.iter().any(|a| a.generation >= packet.generation);
                             if first {
-                                sh.arrivals.push(Arrival { generation: frame.generation, at_frame: rendered });
+                                sh.arrivals.push(Arrival { generation: packet.generation, at_frame: rendered });
                             }
                             first
                         });
-                        self.jitter.push(frame.generation, frame.timestamp_us, &frame.pcm);
+                        // A marker carries no audio: an empty packet only announces its generation.
+                        let payload = if packet.is_marker() { bytes::Bytes::new() } else { packet.payload };
+                        self.jitter.push(packet.generation, packet.timestamp_us, payload);
                     }
-                    Ok(None) => {
+                    None => {
                         ended = true;
                         let end = self.consumer.end_reason();
                         self.shared.send_modify(|sh| sh.end = end);
                     }
-                    Err(e) => tracing::warn!(%e, "skipping an undecodable frame"),
                 },
                 _ = ticker.tick() => {
                     let due = start.elapsed().as_micros() as u64 * rate / 1_000_000;
@@ -394,7 +413,7 @@ impl Playout {
 /// Write a playout report if the position changed; returns whether one was written.
 fn report_playout(
     feedback: &mut Option<PlayoutFeedback>,
-    jitter: &JitterBuffer,
+    jitter: &JitterBuffer<OpusPackets>,
     last_sent: &mut Option<(u64, u64, bool)>,
 ) -> bool {
     let (Some(PlayoutFeedback { track, .. }), Some((generation, ts_us))) = (feedback.as_mut(), jitter.last_rendered())
@@ -425,7 +444,11 @@ fn log_spans(segments: &mut Vec<Segment>, mut at: u64, spans: &[Rendered]) {
     for span in spans {
         let frames = span.frames as u64;
         if let Some(last) = segments.last_mut() {
-            if last.generation == span.generation && last.fade == span.fade && last.start + last.frames == at {
+            if last.generation == span.generation
+                && last.fade == span.fade
+                && last.concealed == span.concealed
+                && last.start + last.frames == at
+            {
                 last.frames += frames;
                 at += frames;
                 continue;
@@ -437,6 +460,7 @@ fn log_spans(segments: &mut Vec<Segment>, mut at: u64, spans: &[Rendered]) {
             generation: span.generation,
             ts_us: span.ts_us,
             fade: span.fade,
+            concealed: span.concealed,
         });
         at += frames;
     }
