@@ -136,6 +136,10 @@ pub struct EndWatch {
 /// tells: an older generation than already seen cannot come from the same publisher (it never
 /// goes back), so from then on its generations are shifted above everything seen, and listeners
 /// cut over to it like to any newer generation.
+///
+/// Publishers that declare an instance in their catalog are told apart exactly: the same
+/// instance coming back continues where it was, so groups already seen (which a relay may
+/// serve again from the publisher's cache) are skipped instead of looking like a new publisher.
 #[derive(Default)]
 struct Rebase {
     offset: std::sync::atomic::AtomicU64,
@@ -174,7 +178,8 @@ impl EndWatch {
     /// Wait until the track ended.
     pub async fn ended(&mut self) -> EndReason {
         let _ = self.end.wait_for(Option::is_some).await;
-        self.get().unwrap_or_else(|| EndReason::Failed("the consumer was dropped".into()))
+        self.get()
+            .unwrap_or_else(|| EndReason::Failed("the consumer was dropped".into()))
     }
 }
 
@@ -208,7 +213,10 @@ impl AudioConsumer {
     /// [`Error::Timeout`] if no catalog arrives within `options.timeout`; [`Error::Wire`] if the
     /// catalog has no Opus rendition (or speaks an older moq-audio wire version);
     /// [`Error::InvalidInput`] for an output rate outside 8 000..=48 000 Hz.
-    pub async fn new(broadcast: moq_net::broadcast::Consumer, options: ConsumerOptions) -> Result<Self> {
+    pub async fn new(
+        broadcast: moq_net::broadcast::Consumer,
+        options: ConsumerOptions,
+    ) -> Result<Self> {
         Self::with_resubscribe(broadcast, options, None).await
     }
 
@@ -247,8 +255,15 @@ impl AudioConsumer {
             max_age: options.max_age,
             resubscribe,
             in_band_end: description.version.is_some_and(|v| v >= 2),
+            instance: description.instance,
         };
-        let task = tokio::spawn(read_groups(subscriber, description.container, source, tx, end_tx));
+        let task = tokio::spawn(read_groups(
+            subscriber,
+            description.container,
+            source,
+            tx,
+            end_tx,
+        ));
         Ok(Self {
             packets,
             end: EndWatch { end },
@@ -416,12 +431,17 @@ struct Source {
     resubscribe: Option<Resubscribe>,
     /// The publisher ends its track with an in-band marker (moq-audio wire v2).
     in_band_end: bool,
+    /// The publisher's instance from its catalog, if it declared one.
+    instance: Option<u64>,
 }
 
 impl Source {
     /// After the track failed with `err`: wait for the broadcast to come back and subscribe
     /// again, or say why not.
-    async fn resubscribe(&self, err: &moq_net::Error) -> std::result::Result<moq_net::track::Subscriber, String> {
+    async fn resubscribe(
+        &self,
+        err: &moq_net::Error,
+    ) -> std::result::Result<(moq_net::track::Subscriber, bool), String> {
         let Some(again) = &self.resubscribe else {
             return Err(format!("the connection to the publisher dropped ({err})"));
         };
@@ -432,19 +452,30 @@ impl Source {
                     Ok(broadcast) => broadcast,
                     Err(e) => return Err(format!("the broadcast is gone ({e})")),
                 };
+                // The same publisher instance as before, or a new one at the same path?
+                let same = match self.instance {
+                    Some(before) => {
+                        let catalog =
+                            tokio::time::timeout(again.wait, read_catalog(&broadcast)).await;
+                        matches!(catalog, Ok(Ok(d)) if d.instance == Some(before))
+                    }
+                    None => false,
+                };
                 match subscribe_track(&broadcast, &self.track, self.max_age).await {
-                    Ok(subscriber) => return Ok(subscriber),
+                    Ok(subscriber) => return Ok((subscriber, same)),
                     // Announced, but not serving yet (or already gone again): look again.
-                    Err(e) => tracing::debug!(%e, "resubscribing failed; waiting for the broadcast again"),
+                    Err(e) => {
+                        tracing::debug!(%e, "resubscribing failed; waiting for the broadcast again")
+                    }
                 }
                 let _ = tokio::time::timeout(Duration::from_secs(1), broadcast.closed()).await;
             }
         })
         .await;
         match found {
-            Ok(Ok(subscriber)) => {
-                tracing::info!(path = %again.path, "resubscribed to the audio track");
-                Ok(subscriber)
+            Ok(Ok((subscriber, same))) => {
+                tracing::info!(path = %again.path, same, "resubscribed to the audio track");
+                Ok((subscriber, same))
             }
             Ok(Err(why)) => Err(why),
             Err(_) => Err(format!(
@@ -482,14 +513,22 @@ async fn read_groups(
     let said = Arc::new(InBandEnd::default());
     let rebase = Arc::new(Rebase::default());
     let mut check_next = false;
+    let mut max_sequence: Option<u64> = None;
     let mut readers = Vec::new();
     let reason = loop {
         match subscriber.recv_group().await {
             Ok(Some(group)) => {
                 readers.retain(|h: &JoinHandle<()>| !h.is_finished());
                 let check = std::mem::take(&mut check_next);
-                let reader =
-                    read_group(group, container, tx.clone(), newest.clone(), said.clone(), (rebase.clone(), check));
+                max_sequence = max_sequence.max(Some(group.sequence));
+                let reader = read_group(
+                    group,
+                    container,
+                    tx.clone(),
+                    newest.clone(),
+                    said.clone(),
+                    (rebase.clone(), check),
+                );
                 readers.push(tokio::spawn(reader));
             }
             Ok(None) if !source.in_band_end => break EndReason::Finished,
@@ -506,11 +545,13 @@ async fn read_groups(
                 }
                 // Ended without the publisher saying so: the relay ended our subscription
                 // (restarting, or the publisher's session died).
-                let why = moq_net::Error::Transport("the relay ended the track without the publisher finishing it".into());
+                let why = moq_net::Error::Transport(
+                    "the relay ended the track without the publisher finishing it".into(),
+                );
                 match source.resubscribe(&why).await {
-                    Ok(again) => {
+                    Ok((again, same)) => {
                         subscriber = again;
-                        check_next = true;
+                        check_next = after_resubscribe(&mut subscriber, same, max_sequence);
                     }
                     Err(why) => break EndReason::Failed(why),
                 }
@@ -519,9 +560,9 @@ async fn read_groups(
             // The session dropped (a relay restart, a network blip): the same publisher comes
             // back through the reconnected session, in a newer generation.
             Err(e) => match source.resubscribe(&e).await {
-                Ok(again) => {
+                Ok((again, same)) => {
                     subscriber = again;
-                    check_next = true;
+                    check_next = after_resubscribe(&mut subscriber, same, max_sequence);
                 }
                 Err(why) => break EndReason::Failed(why),
             },
@@ -532,6 +573,23 @@ async fn read_groups(
         let _ = reader.await;
     }
     end.send_replace(Some(reason));
+}
+
+/// After a resubscription: for the same publisher instance, skip the groups already seen (a
+/// relay may serve them again from the publisher's cache: old audio) and return `false` (no new
+/// publisher to rebase); otherwise return `true` so the first frame decides ([`Rebase`]).
+fn after_resubscribe(
+    subscriber: &mut moq_net::track::Subscriber,
+    same_publisher: bool,
+    max_sequence: Option<u64>,
+) -> bool {
+    if !same_publisher {
+        return true;
+    }
+    if let Some(max) = max_sequence {
+        subscriber.set_groups((max + 1)..);
+    }
+    false
 }
 
 /// Read one group's frames. A group holds one generation: once its first frame says which, the
@@ -563,7 +621,11 @@ async fn read_group(
                 continue;
             }
         };
-        frame.generation = rebase.generation(frame.generation, *newest.borrow(), std::mem::take(&mut check));
+        frame.generation = rebase.generation(
+            frame.generation,
+            *newest.borrow(),
+            std::mem::take(&mut check),
+        );
         match frame.event {
             Some(Event::Cancel) => said.cancelled.store(true, Ordering::SeqCst),
             Some(Event::Finish) => said.finished.store(true, Ordering::SeqCst),

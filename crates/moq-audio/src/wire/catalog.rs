@@ -41,6 +41,11 @@ pub struct MoqAudioSection {
     /// size their jitter buffer (a listener holds about lead + its target).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lead_ms: Option<u32>,
+    /// A random number per published broadcast: a listener that resubscribes after a drop tells
+    /// the same publisher coming back (generations and group sequences continue) from a new one
+    /// that took over the path (they start again). Absent from older publishers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<u64>,
 }
 
 /// Root extension carrying [`MoqAudioSection`], flattened into hang's catalog.
@@ -80,12 +85,21 @@ pub struct AudioDescription {
     pub version: Option<u32>,
     /// The publisher's pacing lead in ms, if it declared one.
     pub lead_ms: Option<u32>,
+    /// The publisher's instance ([`MoqAudioSection::instance`]), if it declared one.
+    pub instance: Option<u64>,
 }
 
 /// Build the catalog for one Opus rendition.
-pub fn build(sample_rate: u32, channels: u32, bitrate: Option<u32>, frame_ms: u32, lead_ms: u32) -> Catalog {
+pub fn build(
+    sample_rate: u32,
+    channels: u32,
+    bitrate: Option<u32>,
+    frame_ms: u32,
+    lead_ms: u32,
+) -> Catalog {
     let mut catalog = Catalog::default();
-    let mut config = hang::catalog::AudioConfig::new(hang::catalog::AudioCodec::Opus, sample_rate, channels);
+    let mut config =
+        hang::catalog::AudioConfig::new(hang::catalog::AudioCodec::Opus, sample_rate, channels);
     config.bitrate = bitrate.map(u64::from);
     config.container = hang::catalog::Container::Loc;
     catalog
@@ -98,8 +112,21 @@ pub fn build(sample_rate: u32, channels: u32, bitrate: Option<u32>, frame_ms: u3
         event_property: Some(PROP_EVENT),
         frame_ms,
         lead_ms: Some(lead_ms),
+        instance: Some(new_instance()),
     });
     catalog
+}
+
+/// A random [`MoqAudioSection::instance`] (std's per-process random hash keys, no RNG crate).
+fn new_instance() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.finish()
 }
 
 /// Pick the Opus rendition out of a catalog (LOC preferred over legacy).
@@ -117,7 +144,9 @@ pub fn describe(catalog: &Catalog) -> Result<AudioDescription> {
     let (container, (name, config)) = opus(&hang::catalog::Container::Loc)
         .map(|r| (Container::Loc, r))
         .or_else(|| opus(&hang::catalog::Container::Legacy).map(|r| (Container::Legacy, r)))
-        .ok_or_else(|| Error::Wire("the catalog has no Opus rendition in the LOC or legacy container".into()))?;
+        .ok_or_else(|| {
+            Error::Wire("the catalog has no Opus rendition in the LOC or legacy container".into())
+        })?;
     let section = catalog.ext.moq_audio.as_ref();
     if let Some(s) = section {
         if s.version < WIRE_VERSION {
@@ -135,6 +164,7 @@ pub fn describe(catalog: &Catalog) -> Result<AudioDescription> {
         channels: config.channel_count,
         version: section.map(|s| s.version),
         lead_ms: section.and_then(|s| s.lead_ms),
+        instance: section.and_then(|s| s.instance),
     })
 }
 
@@ -147,7 +177,12 @@ mod tests {
         let catalog = build(24_000, 1, Some(32_000), 20, 60);
         let json = catalog.to_json().unwrap();
         assert!(json.contains(r#""container":{"kind":"loc"}"#), "{json}");
-        assert!(json.contains(r#""moqAudio":{"version":2,"generationProperty":5062912,"eventProperty":5062914"#), "{json}");
+        assert!(
+            json.contains(
+                r#""moqAudio":{"version":2,"generationProperty":5062912,"eventProperty":5062914"#
+            ),
+            "{json}"
+        );
         assert!(json.contains(r#""codec":"opus""#), "{json}");
         let parsed = Catalog::from_str(&json).unwrap();
         let desc = describe(&parsed).unwrap();
@@ -162,7 +197,10 @@ mod tests {
     fn a_plain_hang_catalog_is_read_without_our_section() {
         let json = r#"{"audio":{"renditions":{"a":{"codec":"opus","sampleRate":48000,"numberOfChannels":2}}}}"#;
         let desc = describe(&Catalog::from_str(json).unwrap()).unwrap();
-        assert_eq!((desc.version, desc.container, desc.channels), (None, Container::Legacy, 2));
+        assert_eq!(
+            (desc.version, desc.container, desc.channels),
+            (None, Container::Legacy, 2)
+        );
     }
 
     #[test]
@@ -170,7 +208,10 @@ mod tests {
         // What web-demo/src/mic.ts publishes: LOC, our section without frameMs, lead 0.
         let json = r#"{"audio":{"renditions":{"audio":{"codec":"opus","sampleRate":48000,"numberOfChannels":1,"bitrate":32000,"container":{"kind":"loc"}}}},"moqAudio":{"version":2,"leadMs":0,"generationProperty":5062912,"eventProperty":5062914}}"#;
         let desc = describe(&Catalog::from_str(json).unwrap()).unwrap();
-        assert_eq!((desc.container, desc.version, desc.lead_ms), (Container::Loc, Some(2), Some(0)));
+        assert_eq!(
+            (desc.container, desc.version, desc.lead_ms),
+            (Container::Loc, Some(2), Some(0))
+        );
     }
 
     #[test]
