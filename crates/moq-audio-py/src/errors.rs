@@ -14,7 +14,9 @@
 //! `create_exception!` takes one base), so `except TimeoutError` and `except ConnectionError`
 //! catch ours.
 
-use pyo3::exceptions::{PyConnectionError, PyException, PyPermissionError, PyTimeoutError, PyValueError};
+use pyo3::exceptions::{
+    PyConnectionError, PyException, PyPermissionError, PyTimeoutError, PyValueError,
+};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple, PyType};
@@ -49,7 +51,12 @@ static FORBIDDEN: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static TIMEOUT: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 
 /// `class name(*bases): __doc__ = doc` in module `moq_audio`.
-fn class<'py>(py: Python<'py>, name: &str, bases: &[Bound<'py, PyType>], doc: &str) -> PyResult<Py<PyType>> {
+fn class<'py>(
+    py: Python<'py>,
+    name: &str,
+    bases: &[Bound<'py, PyType>],
+    doc: &str,
+) -> PyResult<Py<PyType>> {
     let ns = PyDict::new(py);
     ns.set_item("__doc__", doc)?;
     ns.set_item("__module__", "moq_audio")?;
@@ -65,7 +72,10 @@ fn connect_error(py: Python<'_>) -> &Py<PyType> {
         class(
             py,
             "ConnectError",
-            &[py.get_type::<MoqAudioError>(), py.get_type::<PyConnectionError>()],
+            &[
+                py.get_type::<MoqAudioError>(),
+                py.get_type::<PyConnectionError>(),
+            ],
             "Connecting or the MoQ session failed: check the URL and that the server is running.",
         )
         .expect("creating ConnectError")
@@ -77,7 +87,10 @@ fn forbidden_error(py: Python<'_>) -> &Py<PyType> {
         class(
             py,
             "ForbiddenError",
-            &[connect_error(py).bind(py).clone(), py.get_type::<PyPermissionError>()],
+            &[
+                connect_error(py).bind(py).clone(),
+                py.get_type::<PyPermissionError>(),
+            ],
             "The server refused the session or a publish/subscribe: the token is missing, \
              malformed, expired, or does not grant that path. Retrying will not help.",
         )
@@ -90,7 +103,10 @@ fn timeout_error(py: Python<'_>) -> &Py<PyType> {
         class(
             py,
             "MoqTimeoutError",
-            &[py.get_type::<MoqAudioError>(), py.get_type::<PyTimeoutError>()],
+            &[
+                py.get_type::<MoqAudioError>(),
+                py.get_type::<PyTimeoutError>(),
+            ],
             "Waiting for a connection, broadcast, catalog or mark took longer than the timeout.",
         )
         .expect("creating MoqTimeoutError")

@@ -4,13 +4,13 @@
 //! behaviour lives in the `moq-audio` crate. The Python package (`python/moq_audio`) wraps these
 //! classes in async context managers and documents them in `_native.pyi`.
 
-mod errors;
-mod pcm;
-mod producer;
-mod runtime;
 mod consumer;
 mod data;
+mod errors;
+mod pcm;
 mod player;
+mod producer;
+mod runtime;
 mod session;
 
 use pyo3::prelude::*;

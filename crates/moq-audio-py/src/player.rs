@@ -38,20 +38,33 @@ impl Player {
     /// Awaitable: wait until at least `ms` of generation `generation` (any, if None) has been
     /// rendered, or the player stopped; returns the report.
     #[pyo3(signature = (ms, generation=None))]
-    fn wait_rendered<'py>(&self, py: Python<'py>, ms: f64, generation: Option<u64>) -> PyResult<Bound<'py, PyAny>> {
+    fn wait_rendered<'py>(
+        &self,
+        py: Python<'py>,
+        ms: f64,
+        generation: Option<u64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let handle = self.handle.clone();
         awaitable(py, async move {
-            let report = handle.wait_until(|r| r.ms_of(generation, 0, Some(false)) >= ms).await;
+            let report = handle
+                .wait_until(|r| r.ms_of(generation, 0, Some(false)) >= ms)
+                .await;
             Ok(PlayerReport::from(report))
         })
     }
 
     /// Awaitable: wait until the first frame of `generation` (or a newer one) reached the
     /// player, or it stopped; returns the report.
-    fn wait_generation<'py>(&self, py: Python<'py>, generation: u64) -> PyResult<Bound<'py, PyAny>> {
+    fn wait_generation<'py>(
+        &self,
+        py: Python<'py>,
+        generation: u64,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let handle = self.handle.clone();
         awaitable(py, async move {
-            let report = handle.wait_until(|r| r.arrival_of(generation).is_some()).await;
+            let report = handle
+                .wait_until(|r| r.arrival_of(generation).is_some())
+                .await;
             Ok(PlayerReport::from(report))
         })
     }
@@ -109,7 +122,10 @@ pub struct Arrival {
 #[pymethods]
 impl Arrival {
     fn __repr__(&self) -> String {
-        format!("Arrival(generation={}, at_frame={})", self.generation, self.at_frame)
+        format!(
+            "Arrival(generation={}, at_frame={})",
+            self.generation, self.at_frame
+        )
     }
 }
 

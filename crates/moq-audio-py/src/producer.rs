@@ -8,12 +8,14 @@ use pyo3::prelude::*;
 use tokio::sync::Mutex;
 
 use crate::errors::to_py;
-use crate::runtime::{awaitable, detach, py_future, runtime};
 use crate::pcm::extract;
+use crate::runtime::{awaitable, detach, py_future, runtime};
 
 /// The rest of a write that did not fit at the call, waiting in a coroutine.
 #[pyclass(module = "moq_audio._native", frozen)]
-pub struct PendingWriteHandle(std::sync::Mutex<Option<(moq_audio::AudioBroadcast, moq_audio::publish::PendingWrite)>>);
+pub struct PendingWriteHandle(
+    std::sync::Mutex<Option<(moq_audio::AudioBroadcast, moq_audio::publish::PendingWrite)>>,
+);
 
 /// A coroutine that returns `queued` at once (the write fit).
 #[pyfunction]
@@ -23,16 +25,25 @@ async fn written(queued: bool) -> bool {
 
 fn written_coroutine(py: Python<'_>, queued: bool) -> PyResult<Bound<'_, PyAny>> {
     static WRITTEN: pyo3::sync::PyOnceLock<Py<PyAny>> = pyo3::sync::PyOnceLock::new();
-    let f = WRITTEN.get_or_try_init(py, || wrap_pyfunction!(written, py).map(|f| f.into_any().unbind()))?;
+    let f = WRITTEN.get_or_try_init(py, || {
+        wrap_pyfunction!(written, py).map(|f| f.into_any().unbind())
+    })?;
     f.bind(py).call1((queued,))
 }
 
 /// A coroutine that queues the rest of a write as room frees up, on the shared runtime.
 #[pyfunction]
 async fn write_rest(rest: Py<PendingWriteHandle>) -> PyResult<bool> {
-    let taken = rest.get().0.lock().unwrap_or_else(|e| e.into_inner()).take();
+    let taken = rest
+        .get()
+        .0
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take();
     let Some((producer, pending)) = taken else {
-        return Err(pyo3::exceptions::PyRuntimeError::new_err("this write was already awaited"));
+        return Err(pyo3::exceptions::PyRuntimeError::new_err(
+            "this write was already awaited",
+        ));
     };
     crate::runtime::spawn(async move {
         Ok(producer.write_prepared(pending).await? == moq_audio::WriteOutcome::Queued)
@@ -78,7 +89,8 @@ impl AudioProducer {
         let pending = self.prepare(py, pcm)?;
         let inner = self.inner.clone();
         detach(py, move || {
-            Ok(runtime().block_on(inner.write_prepared(pending))? == moq_audio::WriteOutcome::Queued)
+            Ok(runtime().block_on(inner.write_prepared(pending))?
+                == moq_audio::WriteOutcome::Queued)
         })
     }
 
@@ -97,7 +109,12 @@ impl AudioProducer {
 
     /// Awaitable of the `MarkEvent` of mark `id` (at once if it already resolved).
     #[pyo3(signature = (id, timeout=None))]
-    fn wait_mark<'py>(&self, py: Python<'py>, id: String, timeout: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
+    fn wait_mark<'py>(
+        &self,
+        py: Python<'py>,
+        id: String,
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let inner = self.inner.clone();
         awaitable(py, async move {
             let wait = inner.wait_mark(&id);
@@ -220,7 +237,11 @@ impl AudioProducer {
 }
 
 impl AudioProducer {
-    fn prepare(&self, py: Python<'_>, pcm: &Bound<'_, PyAny>) -> PyResult<moq_audio::publish::PendingWrite> {
+    fn prepare(
+        &self,
+        py: Python<'_>,
+        pcm: &Bound<'_, PyAny>,
+    ) -> PyResult<moq_audio::publish::PendingWrite> {
         let owned = extract(pcm, self.inner.options().channels)?;
         let inner = self.inner.clone();
         detach(py, move || inner.prepare(owned.as_pcm()))
@@ -347,7 +368,10 @@ impl From<moq_audio::MarkEvent> for MarkEvent {
 #[pymethods]
 impl MarkEvent {
     fn __repr__(&self) -> String {
-        format!("MarkEvent(id={:?}, state={:?}, position_ms={:.0})", self.id, self.state, self.position_ms)
+        format!(
+            "MarkEvent(id={:?}, state={:?}, position_ms={:.0})",
+            self.id, self.state, self.position_ms
+        )
     }
 }
 

@@ -37,7 +37,10 @@ const WORKER_STACK: usize = 8 << 20;
 /// Configure the shared runtime before its first use (at module import).
 pub fn configure() {
     let mut builder = tokio::runtime::Builder::new_multi_thread();
-    builder.enable_all().thread_stack_size(WORKER_STACK).thread_name("moq-audio");
+    builder
+        .enable_all()
+        .thread_stack_size(WORKER_STACK)
+        .thread_name("moq-audio");
     pyo3_async_runtimes::tokio::init(builder);
 }
 
@@ -47,7 +50,10 @@ pub fn runtime() -> &'static tokio::runtime::Runtime {
 }
 
 /// Run `f` with the GIL released and map its error. Blocking work and waits go through here.
-pub fn detach<T: Send>(py: Python<'_>, f: impl FnOnce() -> moq_audio::Result<T> + Send) -> PyResult<T> {
+pub fn detach<T: Send>(
+    py: Python<'_>,
+    f: impl FnOnce() -> moq_audio::Result<T> + Send,
+) -> PyResult<T> {
     py.detach(f).map_err(to_py)
 }
 

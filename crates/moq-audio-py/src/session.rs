@@ -11,9 +11,9 @@ use tokio::sync::Mutex;
 
 use crate::consumer::AudioConsumer;
 use crate::errors::to_py;
-use crate::runtime::{awaitable, runtime};
 use crate::player::Player;
 use crate::producer::AudioProducer;
+use crate::runtime::{awaitable, runtime};
 
 /// A session's connection state or change: kind "connected", "disconnected" or "closed".
 #[pyclass(module = "moq_audio._native", frozen, get_all)]
@@ -30,7 +30,10 @@ pub struct ConnectionEvent {
 #[pymethods]
 impl ConnectionEvent {
     fn __repr__(&self) -> String {
-        format!("ConnectionEvent(kind={:?}, epoch={:?}, reason={:?})", self.kind, self.epoch, self.reason)
+        format!(
+            "ConnectionEvent(kind={:?}, epoch={:?}, reason={:?})",
+            self.kind, self.epoch, self.reason
+        )
     }
 }
 
@@ -38,13 +41,32 @@ impl From<moq_audio::net::session::ConnectionEvent> for ConnectionEvent {
     fn from(e: moq_audio::net::session::ConnectionEvent) -> Self {
         use moq_audio::net::session::ConnectionEvent as E;
         match e {
-            E::Reconnected { epoch } => Self { kind: "connected".into(), epoch: Some(epoch), reason: None },
-            E::Disconnected { reason } => Self { kind: "disconnected".into(), epoch: None, reason: Some(reason) },
-            E::Closed { reason } => Self { kind: "closed".into(), epoch: None, reason },
-            _ => Self { kind: "unknown".into(), epoch: None, reason: None },
+            E::Reconnected { epoch } => Self {
+                kind: "connected".into(),
+                epoch: Some(epoch),
+                reason: None,
+            },
+            E::Disconnected { reason } => Self {
+                kind: "disconnected".into(),
+                epoch: None,
+                reason: Some(reason),
+            },
+            E::Closed { reason } => Self {
+                kind: "closed".into(),
+                epoch: None,
+                reason,
+            },
+            _ => Self {
+                kind: "unknown".into(),
+                epoch: None,
+                reason: None,
+            },
         }
     }
 }
+
+/// A connection event as (kind, epoch, reason), before it becomes a Python object.
+type EventParts = (String, Option<u64>, Option<String>);
 
 /// Async iterator of a session's connection: the current state first, then every change;
 /// ends after "closed".
@@ -52,7 +74,7 @@ impl From<moq_audio::net::session::ConnectionEvent> for ConnectionEvent {
 pub struct ConnectionEvents {
     rx: Arc<Mutex<tokio::sync::broadcast::Receiver<moq_audio::net::session::ConnectionEvent>>>,
     /// The current state, yielded first; then `None`.
-    first: std::sync::Mutex<Option<(String, Option<u64>, Option<String>)>>,
+    first: std::sync::Mutex<Option<EventParts>>,
     /// Set once "closed" was yielded.
     done: Arc<std::sync::atomic::AtomicBool>,
 }
@@ -71,7 +93,11 @@ impl ConnectionEvents {
         let first = self.first.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some((kind, epoch, reason)) = first {
             self.done.store(kind == "closed", Ordering::SeqCst);
-            let event = ConnectionEvent { kind, epoch, reason };
+            let event = ConnectionEvent {
+                kind,
+                epoch,
+                reason,
+            };
             return crate::runtime::py_future(py, async move { Ok(event) });
         }
         let rx = self.rx.clone();
@@ -130,9 +156,9 @@ pub fn serve<'py>(
     static_dir: Option<PathBuf>,
     websocket: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let addr: SocketAddr = addr
-        .parse()
-        .map_err(|e| PyValueError::new_err(format!("bad address {addr:?} (want host:port): {e}")))?;
+    let addr: SocketAddr = addr.parse().map_err(|e| {
+        PyValueError::new_err(format!("bad address {addr:?} (want host:port): {e}"))
+    })?;
     let mut options = moq_audio::ServerOptions::default().with_websocket(websocket);
     if let Some(dir) = static_dir {
         options = options.with_static_dir(dir);
@@ -170,11 +196,14 @@ pub fn connect<'py>(
     reconnect_timeout: Option<f64>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let shown = |u: &str| moq_audio::net::session::redact(u, token.as_deref());
-    let parsed = url::Url::parse(url).map_err(|e| PyValueError::new_err(format!("bad URL {:?}: {e}", shown(url))))?;
+    let parsed = url::Url::parse(url)
+        .map_err(|e| PyValueError::new_err(format!("bad URL {:?}: {e}", shown(url))))?;
     let mut options = moq_audio::ConnectOptions::default();
     if let Some(timeout) = timeout {
         if !timeout.is_finite() || timeout <= 0.0 {
-            return Err(PyValueError::new_err(format!("timeout must be > 0 s, got {timeout}")));
+            return Err(PyValueError::new_err(format!(
+                "timeout must be > 0 s, got {timeout}"
+            )));
         }
         options = options.with_timeout(Duration::from_secs_f64(timeout));
     }
@@ -197,14 +226,18 @@ pub fn connect<'py>(
 
 fn duration_ms(name: &str, ms: f64) -> PyResult<Duration> {
     if !ms.is_finite() || ms < 0.0 {
-        return Err(PyValueError::new_err(format!("{name} must be a finite number of ms >= 0, got {ms}")));
+        return Err(PyValueError::new_err(format!(
+            "{name} must be a finite number of ms >= 0, got {ms}"
+        )));
     }
     Ok(Duration::from_secs_f64(ms / 1000.0))
 }
 
 /// A non-negative integer argument as u32, or ValueError naming it (never OverflowError).
 fn uint(name: &str, value: i64) -> PyResult<u32> {
-    u32::try_from(value).map_err(|_| PyValueError::new_err(format!("{name} must be a whole number >= 0, got {value}")))
+    u32::try_from(value).map_err(|_| {
+        PyValueError::new_err(format!("{name} must be a whole number >= 0, got {value}"))
+    })
 }
 
 #[pymethods]
@@ -228,9 +261,14 @@ impl NativeSession {
         on_disconnect: Option<&str>,
         reset_in_flight: Option<bool>,
     ) -> PyResult<AudioProducer> {
-        let mut options = moq_audio::ProducerOptions::new(uint("sample_rate", sample_rate)?, uint("channels", channels)?);
+        let mut options = moq_audio::ProducerOptions::new(
+            uint("sample_rate", sample_rate)?,
+            uint("channels", channels)?,
+        );
         if let Some(frame_ms) = frame_ms {
-            options.frame_duration = moq_audio::codec::opus::FrameDuration::from_ms(uint("frame_ms", frame_ms)?).map_err(to_py)?;
+            options.frame_duration =
+                moq_audio::codec::opus::FrameDuration::from_ms(uint("frame_ms", frame_ms)?)
+                    .map_err(to_py)?;
         }
         if let Some(bitrate) = bitrate {
             options.bitrate = Some(uint("bitrate", bitrate)?);
@@ -323,7 +361,9 @@ impl NativeSession {
         }
         let session = self.inner.clone();
         awaitable(py, async move {
-            let (player, id) = session.play_audio(&path, consumer, player, listener_id).await?;
+            let (player, id) = session
+                .play_audio(&path, consumer, player, listener_id)
+                .await?;
             let handle = player.handle();
             Ok(Player {
                 inner: Arc::new(Mutex::new(player)),
@@ -335,7 +375,13 @@ impl NativeSession {
 
     /// Awaitable of a `DataReader` of track `name` in the broadcast at `path`.
     #[pyo3(signature = (path, name, timeout=None))]
-    fn subscribe_data<'py>(&self, py: Python<'py>, path: String, name: String, timeout: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
+    fn subscribe_data<'py>(
+        &self,
+        py: Python<'py>,
+        path: String,
+        name: String,
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let timeout = duration_ms("timeout", timeout.unwrap_or(10.0) * 1000.0)?;
         let session = self.inner.clone();
         awaitable(py, async move {
@@ -347,7 +393,12 @@ impl NativeSession {
     }
 
     /// Publish a broadcast at `path` with message tracks `names`; keep the result alive.
-    fn publish_data(&self, py: Python<'_>, path: &str, names: Vec<String>) -> PyResult<crate::data::DataBroadcast> {
+    fn publish_data(
+        &self,
+        py: Python<'_>,
+        path: &str,
+        names: Vec<String>,
+    ) -> PyResult<crate::data::DataBroadcast> {
         let names_ref: Vec<&str> = names.iter().map(String::as_str).collect();
         let (writers, broadcast) = {
             let _guard = runtime().enter();
@@ -357,10 +408,7 @@ impl NativeSession {
             .into_iter()
             .map(|inner| Py::new(py, crate::data::DataWriter { inner }))
             .collect::<PyResult<Vec<_>>>()?;
-        Ok(crate::data::DataBroadcast {
-            broadcast,
-            tracks,
-        })
+        Ok(crate::data::DataBroadcast { broadcast, tracks })
     }
 
     /// Whether a session is up right now (False while redialing after a drop).

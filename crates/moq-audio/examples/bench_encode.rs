@@ -23,8 +23,8 @@
 
 use std::time::Instant;
 
-use moq_audio::publish::encode::EncodePipeline;
 use moq_audio::codec::opus::{Encoder, FrameDuration};
+use moq_audio::publish::encode::EncodePipeline;
 use moq_audio::Pcm;
 
 /// Deterministic speech-like test signal: a voiced source (harmonics of a gliding 90–260 Hz
@@ -51,7 +51,11 @@ fn speech_like(rate: u32, seconds: f64) -> Vec<i16> {
         }
         let syllable = (2.0 * std::f64::consts::PI * 4.0 * t).sin().max(0.0);
         let sentence = if (t % 3.0) < 2.6 { 1.0 } else { 0.02 };
-        let fricative = if (t * 4.0).fract() > 0.8 { 0.25 * noise() } else { 0.01 * noise() };
+        let fricative = if (t * 4.0).fract() > 0.8 {
+            0.25 * noise()
+        } else {
+            0.01 * noise()
+        };
         let s = sentence * (0.25 * syllable * voiced + fricative);
         out.push((s.clamp(-1.0, 1.0) * 32767.0) as i16);
     }
@@ -76,7 +80,12 @@ fn parse_args() -> Args {
         match flag.as_str() {
             "--seconds" => a.seconds = val().parse().expect("--seconds"),
             "--rounds" => a.rounds = val().parse().expect("--rounds"),
-            "--rates" => a.rates = val().split(',').map(|r| r.parse().expect("--rates")).collect(),
+            "--rates" => {
+                a.rates = val()
+                    .split(',')
+                    .map(|r| r.parse().expect("--rates"))
+                    .collect()
+            }
             "-h" | "--help" => {
                 eprintln!("bench_encode [--seconds S] [--rounds N] [--rates 48000,24000,44100]");
                 std::process::exit(0);
@@ -100,7 +109,8 @@ fn run_variant(name: &str, rate: u32, pcm_i16: &[i16], pcm_f32: &[f32]) -> (f64,
     let start;
     match name {
         "raw_libopus_f32" | "raw_libopus_i16" => {
-            let mut enc = opus::Encoder::new(rate, opus::Channels::Mono, opus::Application::Voip).unwrap();
+            let mut enc =
+                opus::Encoder::new(rate, opus::Channels::Mono, opus::Application::Voip).unwrap();
             let mut buf = vec![0u8; 4000];
             start = Instant::now();
             if name == "raw_libopus_f32" {
@@ -184,15 +194,34 @@ fn main() {
             (i, f)
         };
         let variants: Vec<&str> = if native {
-            vec!["raw_libopus_f32", "raw_libopus_i16", "opus_encoder", "pipeline_f32", "pipeline_i16"]
+            vec![
+                "raw_libopus_f32",
+                "raw_libopus_i16",
+                "opus_encoder",
+                "pipeline_f32",
+                "pipeline_i16",
+            ]
         } else {
             vec!["raw_libopus_f32", "pipeline_i16"]
         };
         // Warm-up pass of each (page faults, caches, CPU frequency).
         for v in &variants {
-            let (pi, pf) = if v.starts_with("raw") { (&base_i16, &base_f32) } else { (&in_i16, &in_f32) };
-            let r = if v.starts_with("raw") { base_rate } else { rate };
-            run_variant(v, r, &pi[..pi.len().min(r as usize * 2)], &pf[..pf.len().min(r as usize * 2)]);
+            let (pi, pf) = if v.starts_with("raw") {
+                (&base_i16, &base_f32)
+            } else {
+                (&in_i16, &in_f32)
+            };
+            let r = if v.starts_with("raw") {
+                base_rate
+            } else {
+                rate
+            };
+            run_variant(
+                v,
+                r,
+                &pi[..pi.len().min(r as usize * 2)],
+                &pf[..pf.len().min(r as usize * 2)],
+            );
         }
         let mut times: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
         let mut counts = vec![(0usize, 0usize); variants.len()];
@@ -200,13 +229,25 @@ fn main() {
             for k in 0..variants.len() {
                 let idx = (k + round) % variants.len();
                 let v = variants[idx];
-                let (pi, pf) = if v.starts_with("raw") { (&base_i16, &base_f32) } else { (&in_i16, &in_f32) };
-                let r = if v.starts_with("raw") { base_rate } else { rate };
+                let (pi, pf) = if v.starts_with("raw") {
+                    (&base_i16, &base_f32)
+                } else {
+                    (&in_i16, &in_f32)
+                };
+                let r = if v.starts_with("raw") {
+                    base_rate
+                } else {
+                    rate
+                };
                 let (t, p, b) = run_variant(v, r, pi, pf);
                 times[idx].push(t);
                 counts[idx] = (p, b);
             }
-            eprintln!("bench_encode: {rate} Hz round {}/{}", round + 1, args.rounds);
+            eprintln!(
+                "bench_encode: {rate} Hz round {}/{}",
+                round + 1,
+                args.rounds
+            );
         }
         let raw_med = median(&mut times[0].clone());
         let mut vobjs = Vec::new();

@@ -20,7 +20,10 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use moq_audio::{AudioBroadcast, ConnectOptions, ConsumerOptions, Pcm, ProducerOptions, Server, ServerOptions, Session};
+use moq_audio::{
+    AudioBroadcast, ConnectOptions, ConsumerOptions, Pcm, ProducerOptions, Server, ServerOptions,
+    Session,
+};
 
 const RATE: u32 = 24_000;
 /// One pitch per generation, cycling.
@@ -47,14 +50,20 @@ fn parse_args() -> anyhow::Result<Args> {
         let mut value = |name: &str| it.next().with_context(|| format!("{name} needs a value"));
         match arg.as_str() {
             "--static" => args.static_dir = value("--static")?.into(),
-            "--flush-every" => args.flush_every = Duration::from_secs_f32(value("--flush-every")?.parse()?),
+            "--flush-every" => {
+                args.flush_every = Duration::from_secs_f32(value("--flush-every")?.parse()?)
+            }
             "--seconds" => args.seconds = value("--seconds")?.parse()?,
             "--generations" => args.generations = Some(value("--generations")?.parse()?),
             "-h" | "--help" => {
                 println!("usage: tone_server [ADDR] [--static DIR] [--flush-every SECS] [--seconds SECS] [--generations N]");
                 std::process::exit(0);
             }
-            other if !other.starts_with('-') => args.addr = other.parse().with_context(|| format!("address {other:?}"))?,
+            other if !other.starts_with('-') => {
+                args.addr = other
+                    .parse()
+                    .with_context(|| format!("address {other:?}"))?
+            }
             other => bail!("unknown argument {other:?}"),
         }
     }
@@ -82,8 +91,16 @@ async fn main() -> anyhow::Result<()> {
             args.static_dir.display()
         );
     }
-    let server = Server::bind(args.addr, ServerOptions::default().with_static_dir(&args.static_dir)).await?;
-    println!("listening {} fingerprint={}", server.url(), server.fingerprint());
+    let server = Server::bind(
+        args.addr,
+        ServerOptions::default().with_static_dir(&args.static_dir),
+    )
+    .await?;
+    println!(
+        "listening {} fingerprint={}",
+        server.url(),
+        server.fingerprint()
+    );
 
     let session = Session::connect(&server.url(), ConnectOptions::default()).await?;
     tokio::spawn(watch_user(session.clone()));
@@ -95,11 +112,17 @@ async fn main() -> anyhow::Result<()> {
     loop {
         let generation = producer.generation();
         let hz = TONES_HZ[generation as usize % TONES_HZ.len()];
-        let text = format!("Generation {generation}: a {hz} Hz tone, {} s of it queued at once.", args.seconds);
+        let text = format!(
+            "Generation {generation}: a {hz} Hz tone, {} s of it queued at once.",
+            args.seconds
+        );
         let frame = serde_json::json!({ "generation": generation, "text": text }).to_string();
         transcript.write(frame.into_bytes())?;
         producer.write(Pcm::F32(&tone(hz, args.seconds))).await?;
-        println!("generation {generation} hz={hz} t={:.3}", started.elapsed().as_secs_f64());
+        println!(
+            "generation {generation} hz={hz} t={:.3}",
+            started.elapsed().as_secs_f64()
+        );
         if args.generations.is_some_and(|n| generation + 1 >= n) {
             // Let the last generation play out, then stop.
             producer.finish().await?;
@@ -151,9 +174,13 @@ async fn watch_listeners(producer: AudioBroadcast) {
 async fn watch_user(session: Session) {
     loop {
         let res: anyhow::Result<()> = async {
-            let mut audio = session.subscribe_audio("user", ConsumerOptions::default()).await?;
+            let mut audio = session
+                .subscribe_audio("user", ConsumerOptions::default())
+                .await?;
             println!("user announced");
-            let mut control = session.subscribe_data("user", "control.json", Duration::from_secs(10)).await?;
+            let mut control = session
+                .subscribe_data("user", "control.json", Duration::from_secs(10))
+                .await?;
             let audio_task = tokio::spawn(async move {
                 let mut frames = 0u64;
                 while let Ok(Some(frame)) = audio.next().await {

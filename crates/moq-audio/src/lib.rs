@@ -53,6 +53,11 @@ pub use moq_net;
 pub use broadcast::AudioBroadcast;
 pub use codec::pcm::Pcm;
 pub use error::{Error, Result};
-pub use listen::{AudioConsumer, AudioFrame, ConsumerOptions, EndReason, Player, PlayerHandle, PlayerOptions, PlayerReport};
+pub use listen::{
+    AudioConsumer, AudioFrame, ConsumerOptions, EndReason, Player, PlayerHandle, PlayerOptions,
+    PlayerReport,
+};
 pub use net::{ConnectOptions, Server, ServerOptions, Session};
-pub use publish::{AudioProducer, FlushReport, Heard, MarkEvent, MarkState, ProducerOptions, WriteOutcome};
+pub use publish::{
+    AudioProducer, FlushReport, Heard, MarkEvent, MarkState, ProducerOptions, WriteOutcome,
+};

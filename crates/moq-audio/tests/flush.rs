@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use moq_audio::{
-    AudioConsumer, ConnectOptions, ConsumerOptions, Pcm, Player, PlayerOptions, ProducerOptions, Server,
-    ServerOptions, Session, WriteOutcome,
+    AudioConsumer, ConnectOptions, ConsumerOptions, Pcm, Player, PlayerOptions, ProducerOptions,
+    Server, ServerOptions, Session, WriteOutcome,
 };
 
 const RATE: u32 = 24_000;
@@ -21,20 +21,36 @@ fn tone(hz: f32, secs: f32) -> Vec<f32> {
 async fn setup() -> (Server, Session, Session) {
     let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
     let server = Server::bind(addr, ServerOptions::default()).await.unwrap();
-    let a = Session::connect(&server.url(), ConnectOptions::default()).await.unwrap();
-    let b = Session::connect(&server.url(), ConnectOptions::default()).await.unwrap();
+    let a = Session::connect(&server.url(), ConnectOptions::default())
+        .await
+        .unwrap();
+    let b = Session::connect(&server.url(), ConnectOptions::default())
+        .await
+        .unwrap();
     (server, a, b)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flush_cuts_the_old_generation_and_the_new_one_plays_at_once() {
     let (server, publisher, listener) = setup().await;
-    let producer = publisher.publish_audio("bot", ProducerOptions::new(RATE, 1)).unwrap();
-    let consumer = listener.subscribe_audio("bot", ConsumerOptions::default()).await.unwrap();
+    let producer = publisher
+        .publish_audio("bot", ProducerOptions::new(RATE, 1))
+        .unwrap();
+    let consumer = listener
+        .subscribe_audio("bot", ConsumerOptions::default())
+        .await
+        .unwrap();
 
     // 5 s of speech-like audio at once: it waits in the producer's queue, not on the network.
-    assert_eq!(producer.write(Pcm::F32(&tone(440.0, 5.0))).await.unwrap(), WriteOutcome::Queued);
-    assert!(producer.queued() > Duration::from_millis(4_500), "{:?}", producer.queued());
+    assert_eq!(
+        producer.write(Pcm::F32(&tone(440.0, 5.0))).await.unwrap(),
+        WriteOutcome::Queued
+    );
+    assert!(
+        producer.queued() > Duration::from_millis(4_500),
+        "{:?}",
+        producer.queued()
+    );
 
     let mut consumer = consumer;
     // Wait until a second of generation 0 has arrived, then flush.
@@ -55,7 +71,9 @@ async fn flush_cuts_the_old_generation_and_the_new_one_plays_at_once() {
         "dropped {dropped:?} + sent {:?} should be the 5 s written",
         report.sent
     );
-    assert!(report.sent >= Duration::from_millis(1_000) && report.sent <= Duration::from_millis(1_200));
+    assert!(
+        report.sent >= Duration::from_millis(1_000) && report.sent <= Duration::from_millis(1_200)
+    );
 
     producer.write(Pcm::F32(&tone(880.0, 1.0))).await.unwrap();
 
@@ -78,9 +96,15 @@ async fn flush_cuts_the_old_generation_and_the_new_one_plays_at_once() {
         }
     }
     let lead_us = producer.options().lead.as_micros() as u64;
-    assert!(old_after_flush_us <= lead_us + 20_000, "{old_after_flush_us} µs of old audio after flush");
+    assert!(
+        old_after_flush_us <= lead_us + 20_000,
+        "{old_after_flush_us} µs of old audio after flush"
+    );
     let first_new = first_new.unwrap();
-    assert!(first_new < Duration::from_millis(100), "new generation took {first_new:?}");
+    assert!(
+        first_new < Duration::from_millis(100),
+        "new generation took {first_new:?}"
+    );
 
     producer.finish().await.unwrap();
     drop(server);
@@ -89,8 +113,13 @@ async fn flush_cuts_the_old_generation_and_the_new_one_plays_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn player_renders_at_most_the_fade_of_old_audio_after_the_new_generation_arrives() {
     let (server, publisher, listener) = setup().await;
-    let producer = publisher.publish_audio("bot", ProducerOptions::new(RATE, 1)).unwrap();
-    let consumer: AudioConsumer = listener.subscribe_audio("bot", ConsumerOptions::default()).await.unwrap();
+    let producer = publisher
+        .publish_audio("bot", ProducerOptions::new(RATE, 1))
+        .unwrap();
+    let consumer: AudioConsumer = listener
+        .subscribe_audio("bot", ConsumerOptions::default())
+        .await
+        .unwrap();
     let dir = std::env::temp_dir().join(format!("moq-audio-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let wav = dir.join("heard.wav");
@@ -106,15 +135,24 @@ async fn player_renders_at_most_the_fade_of_old_audio_after_the_new_generation_a
     producer.flush();
     producer.write(Pcm::F32(&tone(880.0, 1.0))).await.unwrap();
     producer.finish().await.unwrap();
-    let report = tokio::time::timeout(Duration::from_secs(10), player.wait()).await.unwrap().unwrap();
+    let report = tokio::time::timeout(Duration::from_secs(10), player.wait())
+        .await
+        .unwrap()
+        .unwrap();
 
     let arrival = report.arrival_of(1).expect("generation 1 arrived");
     let old_after = report.frames_of(Some(0), arrival, None);
     let fade = RATE as u64 * 5 / 1000;
     let quantum = RATE as u64 * 10 / 1000;
-    assert!(old_after <= fade + quantum, "{old_after} frames of old audio after the new generation arrived");
+    assert!(
+        old_after <= fade + quantum,
+        "{old_after} frames of old audio after the new generation arrived"
+    );
     let new = report.frames_of(Some(1), 0, None);
-    assert!(new >= RATE as u64 * 95 / 100, "only {new} frames of the new generation rendered");
+    assert!(
+        new >= RATE as u64 * 95 / 100,
+        "only {new} frames of the new generation rendered"
+    );
     // The WAV file is the render clock.
     let reader = hound::WavReader::open(&wav).unwrap();
     assert_eq!(reader.len() as u64, report.rendered_frames);
@@ -128,9 +166,16 @@ async fn player_renders_at_most_the_fade_of_old_audio_after_the_new_generation_a
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mark_at_the_end_of_an_odd_length_utterance_resolves_played() {
     let (server, publisher, listener) = setup().await;
-    let producer = publisher.publish_audio("bot", ProducerOptions::new(22_050, 1)).unwrap();
+    let producer = publisher
+        .publish_audio("bot", ProducerOptions::new(22_050, 1))
+        .unwrap();
     let (player, id) = listener
-        .play_audio("bot", ConsumerOptions::default(), PlayerOptions::default(), Some("ear".into()))
+        .play_audio(
+            "bot",
+            ConsumerOptions::default(),
+            PlayerOptions::default(),
+            Some("ear".into()),
+        )
         .await
         .unwrap();
     let n = 22_050 * 4_541 / 1_000; // 4.541 s: the last 1 ms of a frame, and the filter's tail

@@ -28,7 +28,10 @@ impl PacketDecoder for ConstCodec {
     }
     fn decode(&mut self, packet: &[u8]) -> moq_audio::Result<Vec<f32>> {
         self.last = f32::from_le_bytes(packet[..4].try_into().unwrap());
-        Ok(vec![self.last; self.frames(packet).unwrap() * self.channels])
+        Ok(vec![
+            self.last;
+            self.frames(packet).unwrap() * self.channels
+        ])
     }
     fn conceal(&mut self, frames: usize) -> moq_audio::Result<Vec<f32>> {
         Ok(vec![self.last; frames * self.channels])
@@ -65,7 +68,9 @@ fn merge(spans: &[Rendered], ch: usize) -> Vec<Span> {
     for r in spans {
         let k = kind(r);
         match out.last_mut() {
-            Some(last) if last.generation == r.generation && last.kind == k => last.frames += r.frames,
+            Some(last) if last.generation == r.generation && last.kind == k => {
+                last.frames += r.frames
+            }
             _ => out.push(Span {
                 generation: r.generation,
                 ts: r.ts_us,
@@ -121,7 +126,11 @@ impl Runner {
         assert_eq!(got.len(), want.len(), "{ctx}: span count");
         for (g, w) in got.iter().zip(want) {
             assert_eq!(g.kind, w["kind"].as_str().expect("kind"), "{ctx}: kind");
-            assert_eq!(g.frames as u64, w["frames"].as_u64().expect("frames"), "{ctx}: frames");
+            assert_eq!(
+                g.frames as u64,
+                w["frames"].as_u64().expect("frames"),
+                "{ctx}: frames"
+            );
             if let Some(gen) = w.get("gen") {
                 assert_eq!(g.generation, gen.as_u64(), "{ctx}: generation");
             }
@@ -131,7 +140,10 @@ impl Runner {
             if let Some(v) = w.get("value") {
                 let v = v.as_f64().expect("value") as f32;
                 let samples = &out[g.at..g.at + g.frames * self.ch];
-                assert!(samples.iter().all(|s| (s - v).abs() < 1e-5), "{ctx}: value {v}");
+                assert!(
+                    samples.iter().all(|s| (s - v).abs() < 1e-5),
+                    "{ctx}: value {v}"
+                );
             }
             if w.get("monotonic").and_then(Value::as_bool) == Some(true) {
                 let samples = &out[g.at..g.at + g.frames * self.ch];
@@ -139,7 +151,10 @@ impl Runner {
                     samples.windows(2).all(|p| p[1].abs() <= p[0].abs() + 1e-6),
                     "{ctx}: a fade goes monotonically to zero"
                 );
-                assert!(samples.last().is_some_and(|s| s.abs() < 0.01), "{ctx}: faded to silence");
+                assert!(
+                    samples.last().is_some_and(|s| s.abs() < 0.01),
+                    "{ctx}: faded to silence"
+                );
             }
         }
     }
@@ -193,7 +208,10 @@ impl Runner {
         let tail = s.get("tailUs").and_then(Value::as_u64).unwrap_or(200_000);
         let fifo = s.get("fifo").and_then(Value::as_bool).unwrap_or(false);
         let values: Vec<f32> = match &s["value"] {
-            Value::Array(a) => a.iter().map(|v| v.as_f64().expect("value") as f32).collect(),
+            Value::Array(a) => a
+                .iter()
+                .map(|v| v.as_f64().expect("value") as f32)
+                .collect(),
             v => vec![v.as_f64().expect("value") as f32],
         };
         let missing: Vec<u64> = s
@@ -202,7 +220,10 @@ impl Runner {
             .map(|a| a.iter().map(|v| v.as_u64().expect("missing")).collect())
             .unwrap_or_default();
         let (jitter_max, mut seed) = match s.get("jitter") {
-            Some(j) => (j["maxUs"].as_u64().expect("maxUs"), j["seed"].as_u64().expect("seed") as u32),
+            Some(j) => (
+                j["maxUs"].as_u64().expect("maxUs"),
+                j["seed"].as_u64().expect("seed") as u32,
+            ),
             None => (0, 0),
         };
         let frame_us = self.frame_us(frames);
@@ -230,13 +251,17 @@ impl Runner {
         let last = arrivals.last().map_or(start, |a| a.0);
         let mut next = 0;
         let mut totals = Totals::default();
-        let after_us = start + s.get("afterUs").and_then(Value::as_u64).unwrap_or(u64::MAX - start);
+        let after_us = start
+            + s.get("afterUs")
+                .and_then(Value::as_u64)
+                .unwrap_or(u64::MAX - start);
         let mut after = Totals::default();
         while next < arrivals.len() || self.clock_us() < last + tail {
             while next < arrivals.len() && arrivals[next].0 <= self.clock_us() {
                 let k = arrivals[next].1;
                 let value = values[(k as usize) % values.len()];
-                self.buf.push(g, ts0 + k * frame_us, packet(value, frames as usize));
+                self.buf
+                    .push(g, ts0 + k * frame_us, packet(value, frames as usize));
                 next += 1;
             }
             let counted = self.clock_us() >= after_us;
@@ -249,7 +274,11 @@ impl Runner {
         for (key, t) in [("expectTotals", &totals), ("expectTotalsAfter", &after)] {
             if let Some(want) = s.get(key).and_then(Value::as_object) {
                 for (name, w) in want {
-                    check_value(&format!("{} step {step}: {key}.{name} ({t:?})", self.name), &t.get(name), w);
+                    check_value(
+                        &format!("{} step {step}: {key}.{name} ({t:?})", self.name),
+                        &t.get(name),
+                        w,
+                    );
                 }
             }
         }
@@ -312,7 +341,9 @@ impl Totals {
 fn check_value(ctx: &str, got: &Value, want: &Value) {
     match want {
         Value::Object(range) if range.contains_key("min") || range.contains_key("max") => {
-            let g = got.as_f64().unwrap_or_else(|| panic!("{ctx}: {got} is not a number"));
+            let g = got
+                .as_f64()
+                .unwrap_or_else(|| panic!("{ctx}: {got} is not a number"));
             if let Some(min) = range.get("min").and_then(Value::as_f64) {
                 assert!(g >= min, "{ctx}: {g} < min {min}");
             }
@@ -326,7 +357,10 @@ fn check_value(ctx: &str, got: &Value, want: &Value) {
 
 fn options(o: Option<&Value>) -> JitterOptions {
     let get = |k: &str| o.and_then(|o| o.get(k)).and_then(Value::as_u64);
-    let mut opts = JitterOptions::new(get("sampleRate").unwrap_or(48_000) as u32, get("channels").unwrap_or(1) as u32);
+    let mut opts = JitterOptions::new(
+        get("sampleRate").unwrap_or(48_000) as u32,
+        get("channels").unwrap_or(1) as u32,
+    );
     if let Some(v) = get("targetUs") {
         opts.target_us = v;
     }
@@ -357,7 +391,13 @@ fn run(path: &Path) {
     let rate = opts.sample_rate as u64;
     let mut r = Runner {
         name,
-        buf: JitterBuffer::new(opts, ConstCodec { channels: ch, last: 0.0 }),
+        buf: JitterBuffer::new(
+            opts,
+            ConstCodec {
+                channels: ch,
+                last: 0.0,
+            },
+        ),
         rate,
         ch,
         rendered: 0,
@@ -403,10 +443,16 @@ fn every_scenario_of_the_shared_specification_holds() {
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
         .collect();
     files.sort();
-    assert!(files.len() >= 10, "the specification has its scenarios: {files:?}");
+    assert!(
+        files.len() >= 10,
+        "the specification has its scenarios: {files:?}"
+    );
     let only = std::env::var("JITTER_SPEC").ok();
     for f in files {
-        if only.as_ref().is_some_and(|o| !f.to_string_lossy().contains(o.as_str())) {
+        if only
+            .as_ref()
+            .is_some_and(|o| !f.to_string_lossy().contains(o.as_str()))
+        {
             continue;
         }
         run(&f);

@@ -37,9 +37,17 @@ async fn http_get(addr: SocketAddr, path: &str) -> (u16, String, String, Vec<u8>
             .map(|v: &reqwest::header::HeaderValue| v.to_str().unwrap().to_string())
             .unwrap_or_default()
     };
-    let (content_type, cors) = (header("content-type"), header("access-control-allow-origin"));
+    let (content_type, cors) = (
+        header("content-type"),
+        header("access-control-allow-origin"),
+    );
     let status = response.status().as_u16();
-    (status, content_type, cors, response.bytes().await.unwrap().to_vec())
+    (
+        status,
+        content_type,
+        cors,
+        response.bytes().await.unwrap().to_vec(),
+    )
 }
 
 fn ms(millis: u64) -> Timestamp {
@@ -393,9 +401,12 @@ async fn connect_to_nothing_fails_fast() {
 async fn close_frees_the_port() {
     let server = bind(ServerOptions::default()).await;
     let addr = server.local_addr();
-    let session = Session::connect(&server.url(), ConnectOptions::default().with_reconnect(false))
-        .await
-        .expect("connect session");
+    let session = Session::connect(
+        &server.url(),
+        ConnectOptions::default().with_reconnect(false),
+    )
+    .await
+    .expect("connect session");
     let _ = http_get(addr, "/certificate.sha256").await;
     server.close().await;
     let ended = timeout(T, session.closed())
@@ -422,13 +433,24 @@ async fn a_session_reconnects_and_announces_its_broadcasts_again() {
     let broadcast = publisher.publish_broadcast("bot").unwrap();
     let _track = broadcast.create_track("t", None).unwrap();
     server.close().await;
-    let down = timeout(T, events.recv()).await.expect("a drop is reported").unwrap();
-    assert!(matches!(&down, ConnectionEvent::Disconnected { reason } if reason.contains("reconnecting")), "{down:?}");
+    let down = timeout(T, events.recv())
+        .await
+        .expect("a drop is reported")
+        .unwrap();
+    assert!(
+        matches!(&down, ConnectionEvent::Disconnected { reason } if reason.contains("reconnecting")),
+        "{down:?}"
+    );
     assert!(!publisher.is_connected());
 
-    let again = Server::bind(addr, ServerOptions::default()).await.expect("rebind the same port");
+    let again = Server::bind(addr, ServerOptions::default())
+        .await
+        .expect("rebind the same port");
     // The new server has a new certificate: http:// URLs fetch and pin it again on the redial.
-    let up = timeout(Duration::from_secs(20), events.recv()).await.expect("the redial succeeds").unwrap();
+    let up = timeout(Duration::from_secs(20), events.recv())
+        .await
+        .expect("the redial succeeds")
+        .unwrap();
     assert_eq!(up, ConnectionEvent::Reconnected { epoch: 2 });
     assert!(publisher.is_connected());
     let subscriber = connect(&again.url()).await;

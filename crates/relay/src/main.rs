@@ -7,6 +7,6 @@ use moq_relay::{Config, Relay};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-	moq_tokio::crypto::install_default().expect("failed to install default crypto provider");
-	Relay::load(Config::load()?).await?.run().await
+    moq_tokio::crypto::install_default().expect("failed to install default crypto provider");
+    Relay::load(Config::load()?).await?.run().await
 }

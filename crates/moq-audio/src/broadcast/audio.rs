@@ -79,7 +79,9 @@ impl AudioBroadcast {
     /// the broadcast is closed.
     pub fn data_track(&self, name: &str) -> Result<DataWriter> {
         if name == AUDIO_TRACK || name == CATALOG_TRACK {
-            return Err(Error::InvalidInput(format!("track name {name:?} is taken by the audio broadcast")));
+            return Err(Error::InvalidInput(format!(
+                "track name {name:?} is taken by the audio broadcast"
+            )));
         }
         let mut data = self.inner.data.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(writer) = data.get(name) {
@@ -104,7 +106,9 @@ impl Session {
     pub fn publish_audio(&self, path: &str, options: ProducerOptions) -> Result<AudioBroadcast> {
         options.validate()?;
         // Tracks first, announce last: a subscriber that sees the broadcast finds its catalog.
-        let broadcast = self.create_broadcast(path).map_err(|e| duplicate(e, path))?;
+        let broadcast = self
+            .create_broadcast(path)
+            .map_err(|e| duplicate(e, path))?;
         let catalog = catalog::build(
             codec_rate(options.sample_rate),
             options.channels,
@@ -112,12 +116,22 @@ impl Session {
             options.frame_duration.as_ms(),
             options.lead.as_millis() as u32,
         );
-        let mut catalog_track = broadcast.create_track(CATALOG_TRACK, hang::Catalog::default_track_info())?;
+        let mut catalog_track =
+            broadcast.create_track(CATALOG_TRACK, hang::Catalog::default_track_info())?;
         catalog_track.write_frame(moq_net::Timestamp::now(), catalog.to_json()?.into_bytes())?;
-        let track = broadcast.create_track(AUDIO_TRACK, hang::container::track_info(hang::catalog::PRIORITY.audio))?;
+        let track = broadcast.create_track(
+            AUDIO_TRACK,
+            hang::container::track_info(hang::catalog::PRIORITY.audio),
+        )?;
         let producer = AudioProducer::new(track, options)?;
-        broadcast.announce(Default::default()).map_err(|e| duplicate(e.into(), path))?;
-        let feedback = tokio::spawn(feedback::collect(self.remote(), path.to_string(), producer.playout_sink()));
+        broadcast
+            .announce(Default::default())
+            .map_err(|e| duplicate(e.into(), path))?;
+        let feedback = tokio::spawn(feedback::collect(
+            self.remote(),
+            path.to_string(),
+            producer.playout_sink(),
+        ));
         let follower: Arc<dyn Follower> = Arc::new(ProducerFollower(producer.clone()));
         self.follow(&follower);
         Ok(AudioBroadcast {

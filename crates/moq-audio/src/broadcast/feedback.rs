@@ -81,11 +81,18 @@ async fn read_listener(scoped: moq_net::origin::Consumer, id: String, sink: Play
 /// Pause before renewing a listener's feedback subscription.
 const RESUBSCRIBE: Duration = Duration::from_millis(50);
 
-async fn read_reports(broadcast: &moq_net::broadcast::Consumer, id: &str, sink: &PlayoutSink) -> Result<()> {
+async fn read_reports(
+    broadcast: &moq_net::broadcast::Consumer,
+    id: &str,
+    sink: &PlayoutSink,
+) -> Result<()> {
     // Reports are tiny and each is its own group; tolerate reordering so a report still in
     // flight is not abandoned when the next one starts.
     let subscription = moq_net::track::Subscription::default().with_max_age(Duration::from_secs(1));
-    let mut track = broadcast.track(FEEDBACK_TRACK)?.subscribe(subscription).await?;
+    let mut track = broadcast
+        .track(FEEDBACK_TRACK)?
+        .subscribe(subscription)
+        .await?;
     while let Some(mut group) = track.recv_group().await? {
         while let Some(frame) = group.read_frame().await? {
             match PlayoutReport::decode(id, &frame.payload) {

@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use crate::listen::{AudioConsumer, ConsumerOptions, Player, PlayerOptions, PlayoutFeedback, Resubscribe};
+use crate::listen::{
+    AudioConsumer, ConsumerOptions, Player, PlayerOptions, PlayoutFeedback, Resubscribe,
+};
 use crate::net::Session;
 use crate::wire::playout::{FEEDBACK_TRACK, LISTENERS_PREFIX};
 use crate::Result;
@@ -19,11 +21,18 @@ impl Session {
     /// # Errors
     /// [`crate::Error::Timeout`] if the broadcast or its catalog does not appear in time;
     /// [`crate::Error::Wire`] if it carries no Opus audio we can read.
-    pub async fn subscribe_audio(&self, path: &str, options: ConsumerOptions) -> Result<AudioConsumer> {
+    pub async fn subscribe_audio(
+        &self,
+        path: &str,
+        options: ConsumerOptions,
+    ) -> Result<AudioConsumer> {
         let started = tokio::time::Instant::now();
         let broadcast = self.consume_broadcast(path, options.timeout).await?;
         let mut options = options;
-        options.timeout = options.timeout.saturating_sub(started.elapsed()).max(Duration::from_millis(1));
+        options.timeout = options
+            .timeout
+            .saturating_sub(started.elapsed())
+            .max(Duration::from_millis(1));
         // Follow the broadcast across reconnects of this session.
         let wait = self.reconnect_timeout().filter(|_| options.resubscribe);
         let resubscribe = wait.map(|wait| Resubscribe {

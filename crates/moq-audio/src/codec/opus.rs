@@ -76,12 +76,13 @@ impl FrameDuration {
     }
 }
 
-
 fn channels(n: u32) -> Result<opus::Channels> {
     match n {
         1 => Ok(opus::Channels::Mono),
         2 => Ok(opus::Channels::Stereo),
-        _ => Err(Error::InvalidInput(format!("{n} channels is not supported (1 or 2)"))),
+        _ => Err(Error::InvalidInput(format!(
+            "{n} channels is not supported (1 or 2)"
+        ))),
     }
 }
 
@@ -105,19 +106,28 @@ impl Encoder {
     /// # Errors
     /// [`Error::InvalidInput`] for a rate or channel count libopus does not take, or a
     /// bitrate outside 6 000..=510 000 bits/s (libopus' range).
-    pub fn new(rate: u32, channels_n: u32, frame: FrameDuration, bitrate: Option<u32>) -> Result<Self> {
+    pub fn new(
+        rate: u32,
+        channels_n: u32,
+        frame: FrameDuration,
+        bitrate: Option<u32>,
+    ) -> Result<Self> {
         if !OPUS_RATES.contains(&rate) {
-            return Err(Error::InvalidInput(format!("{rate} Hz is not an Opus rate")));
+            return Err(Error::InvalidInput(format!(
+                "{rate} Hz is not an Opus rate"
+            )));
         }
-        let mut inner =
-            opus::Encoder::new(rate, channels(channels_n)?, opus::Application::Voip).map_err(opus_err)?;
+        let mut inner = opus::Encoder::new(rate, channels(channels_n)?, opus::Application::Voip)
+            .map_err(opus_err)?;
         if let Some(bps) = bitrate {
             if !(6_000..=510_000).contains(&bps) {
                 return Err(Error::InvalidInput(format!(
                     "bitrate {bps} bits/s is out of range (6000..=510000)"
                 )));
             }
-            inner.set_bitrate(opus::Bitrate::Bits(bps as i32)).map_err(opus_err)?;
+            inner
+                .set_bitrate(opus::Bitrate::Bits(bps as i32))
+                .map_err(opus_err)?;
         }
         Ok(Self {
             inner,
@@ -145,7 +155,9 @@ impl Encoder {
                 pcm.len()
             )));
         }
-        self.inner.encode_vec_float(pcm, MAX_PACKET).map_err(opus_err)
+        self.inner
+            .encode_vec_float(pcm, MAX_PACKET)
+            .map_err(opus_err)
     }
 
     /// Reset the codec state, so the next packet does not depend on the audio before it
@@ -175,7 +187,9 @@ impl Decoder {
     /// [`Error::InvalidInput`] for a rate or channel count libopus does not take.
     pub fn new(rate: u32, channels_n: u32) -> Result<Self> {
         if !OPUS_RATES.contains(&rate) {
-            return Err(Error::InvalidInput(format!("{rate} Hz is not an Opus rate")));
+            return Err(Error::InvalidInput(format!(
+                "{rate} Hz is not an Opus rate"
+            )));
         }
         let inner = opus::Decoder::new(rate, channels(channels_n)?).map_err(opus_err)?;
         // 120 ms is the longest Opus packet (RFC 6716 §3.2.5).
@@ -198,7 +212,10 @@ impl Decoder {
     /// # Errors
     /// [`Error::Opus`] for a corrupt packet.
     pub fn decode(&mut self, packet: &[u8]) -> Result<Vec<f32>> {
-        let n = self.inner.decode_float(packet, &mut self.buf, false).map_err(opus_err)?;
+        let n = self
+            .inner
+            .decode_float(packet, &mut self.buf, false)
+            .map_err(opus_err)?;
         Ok(self.buf[..n * self.channels as usize].to_vec())
     }
 
@@ -211,9 +228,14 @@ impl Decoder {
     pub fn conceal(&mut self, frames: usize) -> Result<Vec<f32>> {
         let samples = frames * self.channels as usize;
         if samples > self.buf.len() {
-            return Err(Error::Opus(format!("cannot conceal {frames} frames at once")));
+            return Err(Error::Opus(format!(
+                "cannot conceal {frames} frames at once"
+            )));
         }
-        let n = self.inner.decode_float(&[], &mut self.buf[..samples], false).map_err(opus_err)?;
+        let n = self
+            .inner
+            .decode_float(&[], &mut self.buf[..samples], false)
+            .map_err(opus_err)?;
         Ok(self.buf[..n * self.channels as usize].to_vec())
     }
 
@@ -239,7 +261,10 @@ mod tests {
     fn frame_durations() {
         assert_eq!(FrameDuration::from_ms(20).unwrap().samples(48_000), 960);
         assert_eq!(FrameDuration::from_ms(60).unwrap().samples(24_000), 1440);
-        assert!(FrameDuration::from_ms(25).unwrap_err().to_string().contains("25 ms"));
+        assert!(FrameDuration::from_ms(25)
+            .unwrap_err()
+            .to_string()
+            .contains("25 ms"));
     }
 
     #[test]
@@ -254,7 +279,11 @@ mod tests {
         let mut out = Vec::new();
         for frame in input.chunks_exact(enc.frame_samples()) {
             let packet = enc.encode(frame).unwrap();
-            assert!(packet.len() < 400, "{} bytes for 20 ms at 64 kbit/s", packet.len());
+            assert!(
+                packet.len() < 400,
+                "{} bytes for 20 ms at 64 kbit/s",
+                packet.len()
+            );
             out.extend(dec.decode(&packet).unwrap());
         }
         assert_eq!(out.len(), n, "one output sample per input sample");
@@ -277,7 +306,10 @@ mod tests {
         let concealed = dec.conceal(960).unwrap();
         assert_eq!(concealed.len(), 960);
         let rms = (concealed.iter().map(|s| s * s).sum::<f32>() / 960.0).sqrt();
-        assert!(rms > 0.05, "PLC continues the signal (rms {rms:.3}), it is not silence");
+        assert!(
+            rms > 0.05,
+            "PLC continues the signal (rms {rms:.3}), it is not silence"
+        );
     }
 
     #[test]

@@ -166,8 +166,14 @@ mod tests {
 
     #[test]
     fn s16le_parses_and_rejects_odd_counts() {
-        assert_eq!(s16le_to_i16(&[0x01, 0x00, 0xff, 0xff]).unwrap(), vec![1, -1]);
-        assert!(s16le_to_i16(&[0x01]).unwrap_err().to_string().contains("odd byte count"));
+        assert_eq!(
+            s16le_to_i16(&[0x01, 0x00, 0xff, 0xff]).unwrap(),
+            vec![1, -1]
+        );
+        assert!(s16le_to_i16(&[0x01])
+            .unwrap_err()
+            .to_string()
+            .contains("odd byte count"));
     }
 
     #[test]
@@ -177,7 +183,10 @@ mod tests {
         }
         assert!(check_format(7_999, 1).is_err());
         assert!(check_format(96_000, 1).is_err());
-        assert!(check_format(48_000, 3).unwrap_err().to_string().contains("3 channels"));
+        assert!(check_format(48_000, 3)
+            .unwrap_err()
+            .to_string()
+            .contains("3 channels"));
         assert!(check_format(48_000, 0).is_err());
     }
 

@@ -137,13 +137,15 @@ impl Resampler {
     /// still holds (the output lags the input by [`rubato::Resampler::output_delay`]).
     /// [`Resampler::drain`] gives it all back.
     pub fn has_pending(&self) -> bool {
-        self.pending_frames() > 0 || ((self.consumed as f64 * self.ratio).round() as u64) > self.emitted
+        self.pending_frames() > 0
+            || ((self.consumed as f64 * self.ratio).round() as u64) > self.emitted
     }
 
     fn run(&mut self, offset: usize, valid: usize, out: &mut Vec<f32>) -> Result<()> {
         // A whole chunk of input, zero-padded when only `valid` frames are left at the end.
         let mut input = vec![0.0; self.chunk * self.channels];
-        input[..valid * self.channels].copy_from_slice(&self.pending[offset..offset + valid * self.channels]);
+        input[..valid * self.channels]
+            .copy_from_slice(&self.pending[offset..offset + valid * self.channels]);
         self.consumed += self.chunk as u64;
         self.resample_chunk(&input, out)
     }
@@ -157,8 +159,9 @@ impl Resampler {
         let frames_out_max = self.scratch.len() / self.channels;
         let input = InterleavedSlice::new(input, self.channels, self.chunk)
             .map_err(|e| Error::Resample(e.to_string()))?;
-        let mut output = InterleavedSlice::new_mut(&mut self.scratch, self.channels, frames_out_max)
-            .map_err(|e| Error::Resample(e.to_string()))?;
+        let mut output =
+            InterleavedSlice::new_mut(&mut self.scratch, self.channels, frames_out_max)
+                .map_err(|e| Error::Resample(e.to_string()))?;
         let (_, produced) = self
             .inner
             .process_into_buffer(&input, &mut output, None::<&Indexing>)
@@ -190,7 +193,11 @@ mod tests {
             out.extend(r.process(block).unwrap());
         }
         out.extend(r.drain().unwrap());
-        assert!((out.len() as i64 - 48_000).abs() <= 1, "{} frames", out.len());
+        assert!(
+            (out.len() as i64 - 48_000).abs() <= 1,
+            "{} frames",
+            out.len()
+        );
     }
 
     #[test]
@@ -212,7 +219,10 @@ mod tests {
         let input: Vec<f32> = (0..16_000).flat_map(|_| [0.5f32, -0.25]).collect();
         let out = r.process(&input).unwrap();
         let mid = &out[out.len() / 2 - 2..out.len() / 2];
-        assert!((mid[0] - 0.5).abs() < 0.01 && (mid[1] + 0.25).abs() < 0.01, "{mid:?}");
+        assert!(
+            (mid[0] - 0.5).abs() < 0.01 && (mid[1] + 0.25).abs() < 0.01,
+            "{mid:?}"
+        );
     }
 
     #[test]
@@ -223,8 +233,15 @@ mod tests {
         let expected = (input as f64 * 48_000.0 / 22_050.0).round() as usize;
         let out = r.process(&vec![0.1; input]).unwrap();
         assert_eq!(r.pending_frames(), 0);
-        assert!(out.len() < expected, "the filter holds some output back ({} of {expected})", out.len());
-        assert!(r.has_pending(), "held-back output must count, or a writer's last words never go out");
+        assert!(
+            out.len() < expected,
+            "the filter holds some output back ({} of {expected})",
+            out.len()
+        );
+        assert!(
+            r.has_pending(),
+            "held-back output must count, or a writer's last words never go out"
+        );
         let tail = r.drain().unwrap();
         assert_eq!(out.len() + tail.len(), expected);
         assert!(!r.has_pending());
@@ -238,6 +255,9 @@ mod tests {
         r.reset();
         assert_eq!(r.pending_frames(), 0);
         let out = r.process(&[0.0; 240]).unwrap();
-        assert!(out.len() < 480, "startup delay is dropped again after reset");
+        assert!(
+            out.len() < 480,
+            "startup delay is dropped again after reset"
+        );
     }
 }

@@ -141,7 +141,11 @@ mod tests {
         }
         let plc = d.conceal(480).unwrap();
         assert_eq!(plc.len(), 480);
-        assert!(rms(&plc) > 0.05, "PLC continues the tone, rms {}", rms(&plc));
+        assert!(
+            rms(&plc) > 0.05,
+            "PLC continues the tone, rms {}",
+            rms(&plc)
+        );
     }
 
     #[test]

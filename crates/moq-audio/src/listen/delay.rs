@@ -192,8 +192,16 @@ impl DelayEstimator {
                 break;
             }
         }
-        self.peak_us = self.peaks.iter().map(|&(h, _)| round_up(h * PEAK_HEADROOM_PCT / 100)).max().unwrap_or(0);
-        self.target_us = self.jitter_us.max(self.peak_us).clamp(self.min_us, self.max_us);
+        self.peak_us = self
+            .peaks
+            .iter()
+            .map(|&(h, _)| round_up(h * PEAK_HEADROOM_PCT / 100))
+            .max()
+            .unwrap_or(0);
+        self.target_us = self
+            .jitter_us
+            .max(self.peak_us)
+            .clamp(self.min_us, self.max_us);
         rel
     }
 
@@ -273,7 +281,11 @@ mod tests {
         let mut est = DelayEstimator::new(20_000, 400_000, 40_000, 100_000);
         // Delays cycling 0..=79 ms (uniform): 99.5 % stay under ~79 ms.
         feed(&mut est, 0, 2_000, |k| (k * 37 % 80) * 1_000);
-        assert!((70_000..=90_000).contains(&est.jitter_us()), "{}", est.jitter_us());
+        assert!(
+            (70_000..=90_000).contains(&est.jitter_us()),
+            "{}",
+            est.jitter_us()
+        );
         assert_eq!(est.target_us(), est.jitter_us().max(est.peak_us()));
     }
 
@@ -281,7 +293,11 @@ mod tests {
     fn one_retransmission_peak_raises_the_target_at_once_and_expires() {
         let mut est = DelayEstimator::new(20_000, 400_000, 40_000, 100_000);
         feed(&mut est, 0, 100, |_| 0);
-        assert_eq!(est.target_us(), 40_000, "the start target still weighs 2 % of 100 packets");
+        assert_eq!(
+            est.target_us(),
+            40_000,
+            "the start target still weighs 2 % of 100 packets"
+        );
         feed(&mut est, 100, 400, |_| 0);
         assert_eq!(est.target_us(), 20_000);
         // Packet 500 comes 210 ms late (a retransmission).
@@ -312,7 +328,10 @@ mod tests {
             assert_eq!(est.on_arrival(k * 20_000, 1_000_000, true), 0);
         }
         for k in 3..200u64 {
-            assert_eq!(est.on_arrival(k * 20_000, 1_000_000 + (k - 2) * 20_000, true), 0);
+            assert_eq!(
+                est.on_arrival(k * 20_000, 1_000_000 + (k - 2) * 20_000, true),
+                0
+            );
         }
         assert_eq!(est.fastest_transit(), Some(1_000_000 - 40_000));
     }
@@ -324,7 +343,11 @@ mod tests {
         est.on_arrival(100_000, 1_000_000, false);
         assert_eq!(est.on_arrival(20_000, 1_000_000, false), 80_000);
         assert_eq!(est.fastest_transit(), Some(900_000));
-        assert_eq!((est.peak_us(), est.target_us()), (0, 40_000), "nothing learnt");
+        assert_eq!(
+            (est.peak_us(), est.target_us()),
+            (0, 40_000),
+            "nothing learnt"
+        );
         assert_eq!(est.on_arrival(120_000, 1_020_000, true), 0);
     }
 
@@ -332,10 +355,13 @@ mod tests {
     fn a_jump_starts_a_new_stretch_and_the_old_one_keeps_its_fastest_transit() {
         let mut est = DelayEstimator::new(20_000, 400_000, 40_000, 100_000);
         feed(&mut est, 0, 10, |_| 0); // transit 1 s
-        // The publisher restarted its timeline 5 s later, 200 ms after the last packet.
+                                      // The publisher restarted its timeline 5 s later, 200 ms after the last packet.
         assert_eq!(est.on_arrival(5_000_000, 1_400_000, true), 0);
         assert_eq!(est.fastest_transit_at(100_000), Some(1_000_000));
-        assert_eq!(est.fastest_transit_at(5_000_000), Some(1_400_000 - 5_000_000));
+        assert_eq!(
+            est.fastest_transit_at(5_000_000),
+            Some(1_400_000 - 5_000_000)
+        );
         // A straggler from before the jump is measured against its own stretch.
         assert_eq!(est.on_arrival(200_000, 1_500_000, true), 300_000);
         assert_eq!(est.target_us(), 380_000, "a peak: 300 ms × 1.25");

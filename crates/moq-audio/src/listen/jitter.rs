@@ -213,7 +213,12 @@ impl<D: PacketDecoder> JitterBuffer<D> {
     pub fn new(mut opts: JitterOptions, decoder: D) -> Self {
         opts.max_target_us = opts.max_target_us.max(opts.min_target_us);
         opts.fade_us = opts.fade_us.min(10_000);
-        let delay = DelayEstimator::new(opts.min_target_us, opts.max_target_us, opts.target_us, opts.max_gap_us);
+        let delay = DelayEstimator::new(
+            opts.min_target_us,
+            opts.max_target_us,
+            opts.target_us,
+            opts.max_gap_us,
+        );
         let mut b = Self {
             opts,
             decoder,
@@ -326,7 +331,8 @@ impl<D: PacketDecoder> JitterBuffer<D> {
         // Insert in timestamp order; a packet overlapping one we have is a duplicate.
         let at = self.queue.partition_point(|p| p.ts_us < ts_us);
         let end = ts_us + dur_us;
-        let overlaps_prev = at > 0 && self.queue[at - 1].ts_us + self.queue[at - 1].dur_us > ts_us + SLACK_US;
+        let overlaps_prev =
+            at > 0 && self.queue[at - 1].ts_us + self.queue[at - 1].dur_us > ts_us + SLACK_US;
         let overlaps_next = at < self.queue.len() && self.queue[at].ts_us + SLACK_US < end;
         if overlaps_prev || overlaps_next {
             self.stats.late_frames += 1;
@@ -358,7 +364,11 @@ impl<D: PacketDecoder> JitterBuffer<D> {
                     c.offset += take;
                     continue;
                 }
-                let pos = self.cur.as_ref().map(|c| c.ts_us + c.media_us).or(self.pos_us);
+                let pos = self
+                    .cur
+                    .as_ref()
+                    .map(|c| c.ts_us + c.media_us)
+                    .or(self.pos_us);
                 match (self.state, self.queue.front(), pos) {
                     (State::Playing, Some(p), Some(pos)) if p.ts_us <= pos + SLACK_US => {
                         let p = self.queue.pop_front().expect("front");
@@ -420,7 +430,9 @@ impl<D: PacketDecoder> JitterBuffer<D> {
         self.skip_if_far_behind(i);
         loop {
             let pos = self.pos_us.expect("playing at a position");
-            let Some(front) = self.queue.front() else { return false };
+            let Some(front) = self.queue.front() else {
+                return false;
+            };
             if front.ts_us <= pos + SLACK_US {
                 let p = self.queue.pop_front().expect("front");
                 self.pos_us = Some(p.ts_us);
@@ -493,7 +505,9 @@ impl<D: PacketDecoder> JitterBuffer<D> {
 
     /// Shrink or grow a quiet decoded chunk to steer the delay towards the target.
     fn time_scale(&mut self, pcm: Vec<f32>, i: usize) -> Vec<f32> {
-        let Some(delay) = self.delay_now(i) else { return pcm };
+        let Some(delay) = self.delay_now(i) else {
+            return pcm;
+        };
         if !stretch::is_quiet(&pcm) {
             return pcm;
         }
@@ -665,7 +679,10 @@ pub(crate) mod tests {
 
     impl ConstCodec {
         pub fn new(channels: usize) -> Self {
-            Self { channels, last: 0.0 }
+            Self {
+                channels,
+                last: 0.0,
+            }
         }
     }
 
@@ -681,7 +698,10 @@ pub(crate) mod tests {
         }
         fn decode(&mut self, packet: &[u8]) -> Result<Vec<f32>> {
             self.last = f32::from_le_bytes(packet[..4].try_into().unwrap());
-            Ok(vec![self.last; self.frames(packet).unwrap() * self.channels])
+            Ok(vec![
+                self.last;
+                self.frames(packet).unwrap() * self.channels
+            ])
         }
         fn conceal(&mut self, frames: usize) -> Result<Vec<f32>> {
             Ok(vec![self.last; frames * self.channels])
@@ -710,7 +730,10 @@ pub(crate) mod tests {
         let mut b = buf();
         push(&mut b, 0, 0, 0.1);
         let (out, _) = render(&mut b, 480);
-        assert!(out.iter().all(|&s| s == 0.0), "silent below the 40 ms target");
+        assert!(
+            out.iter().all(|&s| s == 0.0),
+            "silent below the 40 ms target"
+        );
         push(&mut b, 0, 20_000, 0.2);
         let (out, spans) = render(&mut b, 1920);
         assert_eq!(&out[..960], &[0.1; 960][..]);
@@ -731,9 +754,15 @@ pub(crate) mod tests {
         let (out, spans) = render(&mut b, 960);
         let fade = 240; // 5 ms at 48 kHz
         assert!(spans[0].fade && spans[0].frames == fade);
-        assert!(out[..fade].windows(2).all(|w| w[1].abs() <= w[0].abs()), "monotonic fade");
+        assert!(
+            out[..fade].windows(2).all(|w| w[1].abs() <= w[0].abs()),
+            "monotonic fade"
+        );
         assert!(out[fade - 1].abs() < 0.01, "faded to silence");
-        assert!(out[fade..].iter().all(|&s| s == -0.25), "new generation right after the fade");
+        assert!(
+            out[fade..].iter().all(|&s| s == -0.25),
+            "new generation right after the fade"
+        );
         assert_eq!(b.stats().flushed_frames, 9 * 960 - 240);
         // Old audio arriving late is dropped.
         push(&mut b, 0, 200_000, 0.5);
@@ -749,7 +778,12 @@ pub(crate) mod tests {
         let (out, spans) = render(&mut b, 3 * 960);
         assert!(out[..1920].iter().all(|&s| s != 0.0));
         // Packet 2 is concealed (the codec continues the last value), not silence.
-        assert!(spans.iter().any(|s| s.concealed && s.ts_us == 40_000 && s.frames == 960), "{spans:?}");
+        assert!(
+            spans
+                .iter()
+                .any(|s| s.concealed && s.ts_us == 40_000 && s.frames == 960),
+            "{spans:?}"
+        );
         assert!(out[1920..].iter().all(|&s| (s - 0.2).abs() < 1e-6));
         push(&mut b, 0, 40_000, 0.3); // its retransmission, too late
         assert_eq!(b.stats().late_frames, 1);
@@ -764,17 +798,28 @@ pub(crate) mod tests {
         push(&mut b, 0, 0, 0.1);
         push(&mut b, 0, 20_000, 0.2);
         let (_, spans) = render(&mut b, 2880); // 40 ms of audio, then dry
-        assert!(spans[2].concealed && spans[2].frames == 480, "10 ms of concealment: {spans:?}");
+        assert!(
+            spans[2].concealed && spans[2].frames == 480,
+            "10 ms of concealment: {spans:?}"
+        );
         assert_eq!(spans.last().unwrap().generation, None);
         assert!(!b.is_playing());
-        assert_eq!(b.stats().underruns, 0, "not yet: this may be the end of the utterance");
+        assert_eq!(
+            b.stats().underruns,
+            0,
+            "not yet: this may be the end of the utterance"
+        );
         render(&mut b, 4320);
         push(&mut b, 0, 40_000, 0.3); // 150 ms after its time (130 ms after the fastest)
         let (out, spans) = render(&mut b, 960);
         assert!(out.iter().all(|&s| (s - 0.3).abs() < 1e-6));
         assert_eq!(spans[0].ts_us, 40_000);
         assert_eq!(b.stats().underruns, 1);
-        assert!(b.stats().target_us >= 130_000, "the late packet raised the target: {:?}", b.stats());
+        assert!(
+            b.stats().target_us >= 130_000,
+            "the late packet raised the target: {:?}",
+            b.stats()
+        );
     }
 
     #[test]

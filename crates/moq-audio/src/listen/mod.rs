@@ -18,6 +18,8 @@ pub mod player;
 pub mod stretch;
 
 pub use conceal::{OpusPackets, PacketDecoder};
-pub use consumer::{AudioConsumer, AudioFrame, AudioPacket, ConsumerOptions, EndReason, EndWatch, Resubscribe};
+pub use consumer::{
+    AudioConsumer, AudioFrame, AudioPacket, ConsumerOptions, EndReason, EndWatch, Resubscribe,
+};
 pub use jitter::{JitterBuffer, JitterOptions, JitterStats, Rendered};
 pub use player::{Player, PlayerHandle, PlayerOptions, PlayerReport, PlayoutFeedback};

@@ -116,7 +116,9 @@ impl PlayerReport {
     pub fn frames_of(&self, generation: Option<u64>, after: u64, fade: Option<bool>) -> u64 {
         self.segments
             .iter()
-            .filter(|s| s.generation.is_some() && (generation.is_none() || s.generation == generation))
+            .filter(|s| {
+                s.generation.is_some() && (generation.is_none() || s.generation == generation)
+            })
             .filter(|s| fade.is_none_or(|f| s.fade == f))
             .map(|s| (s.start + s.frames).saturating_sub(s.start.max(after)))
             .sum()
@@ -134,7 +136,10 @@ impl PlayerReport {
 
     /// Render frame at which the first frame of `generation` (or a newer one) reached the player.
     pub fn arrival_of(&self, generation: u64) -> Option<u64> {
-        self.arrivals.iter().find(|a| a.generation >= generation).map(|a| a.at_frame)
+        self.arrivals
+            .iter()
+            .find(|a| a.generation >= generation)
+            .map(|a| a.at_frame)
     }
 }
 
@@ -168,12 +173,21 @@ impl Player {
     /// [`Error::InvalidInput`] for a fade over 10 ms, a zero quantum or a `min_target` above
     /// `max_target`; [`Error::Opus`] if the stream's decoder cannot be built; [`Error::Io`] if the
     /// WAV file cannot be created.
-    pub fn start(consumer: AudioConsumer, options: PlayerOptions, feedback: Option<PlayoutFeedback>) -> Result<Self> {
+    pub fn start(
+        consumer: AudioConsumer,
+        options: PlayerOptions,
+        feedback: Option<PlayoutFeedback>,
+    ) -> Result<Self> {
         if options.fade > Duration::from_millis(10) {
-            return Err(Error::InvalidInput(format!("fade {:?} is over 10 ms", options.fade)));
+            return Err(Error::InvalidInput(format!(
+                "fade {:?} is over 10 ms",
+                options.fade
+            )));
         }
         if options.quantum.is_zero() || options.report_interval.is_zero() {
-            return Err(Error::InvalidInput("quantum and report interval must be > 0".into()));
+            return Err(Error::InvalidInput(
+                "quantum and report interval must be > 0".into(),
+            ));
         }
         if options.min_target > options.max_target {
             return Err(Error::InvalidInput(format!(
@@ -194,7 +208,9 @@ impl Player {
                         sample_format: hound::SampleFormat::Int,
                     },
                 )
-                .map_err(|e| Error::Io(std::io::Error::other(format!("{}: {e}", path.display())).into()))?,
+                .map_err(|e| {
+                    Error::Io(std::io::Error::other(format!("{}: {e}", path.display())).into())
+                })?,
             ),
             None => None,
         };
@@ -266,7 +282,11 @@ impl Player {
         if let Some(task) = self.task.take() {
             match task.await {
                 Ok(res) => res?,
-                Err(e) => return Err(Error::Io(std::io::Error::other(format!("player task failed: {e}")).into())),
+                Err(e) => {
+                    return Err(Error::Io(
+                        std::io::Error::other(format!("player task failed: {e}")).into(),
+                    ))
+                }
             }
         }
         Ok(self.report())
@@ -329,7 +349,8 @@ impl Playout {
     async fn run(mut self) -> Result<()> {
         let result = self.play().await;
         if let Some(w) = self.wav.take() {
-            w.finalize().map_err(|e| Error::Io(std::io::Error::other(e.to_string()).into()))?;
+            w.finalize()
+                .map_err(|e| Error::Io(std::io::Error::other(e.to_string()).into()))?;
         }
         if let Some(feedback) = self.feedback.take() {
             let _ = feedback.track.finish();
@@ -416,7 +437,8 @@ fn report_playout(
     jitter: &JitterBuffer<OpusPackets>,
     last_sent: &mut Option<(u64, u64, bool)>,
 ) -> bool {
-    let (Some(PlayoutFeedback { track, .. }), Some((generation, ts_us))) = (feedback.as_mut(), jitter.last_rendered())
+    let (Some(PlayoutFeedback { track, .. }), Some((generation, ts_us))) =
+        (feedback.as_mut(), jitter.last_rendered())
     else {
         return false;
     };

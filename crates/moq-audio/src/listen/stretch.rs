@@ -46,7 +46,12 @@ pub fn shrink(pcm: &[f32], ch: usize, remove: usize, xf: usize) -> Option<Vec<f3
     let m = (n - remove - xf) / 2;
     let mut out = Vec::with_capacity((n - remove) * ch);
     out.extend_from_slice(&pcm[..m * ch]);
-    crossfade(&mut out, &pcm[m * ch..(m + xf) * ch], &pcm[(m + remove) * ch..(m + remove + xf) * ch], ch);
+    crossfade(
+        &mut out,
+        &pcm[m * ch..(m + xf) * ch],
+        &pcm[(m + remove) * ch..(m + remove + xf) * ch],
+        ch,
+    );
     out.extend_from_slice(&pcm[(m + remove + xf) * ch..]);
     Some(out)
 }
@@ -61,7 +66,12 @@ pub fn grow(pcm: &[f32], ch: usize, insert: usize, xf: usize) -> Option<Vec<f32>
     let m = (n - insert - xf) / 2;
     let mut out = Vec::with_capacity((n + insert) * ch);
     out.extend_from_slice(&pcm[..(m + insert) * ch]);
-    crossfade(&mut out, &pcm[(m + insert) * ch..(m + insert + xf) * ch], &pcm[m * ch..(m + xf) * ch], ch);
+    crossfade(
+        &mut out,
+        &pcm[(m + insert) * ch..(m + insert + xf) * ch],
+        &pcm[m * ch..(m + xf) * ch],
+        ch,
+    );
     out.extend_from_slice(&pcm[(m + xf) * ch..]);
     Some(out)
 }
@@ -104,8 +114,13 @@ mod tests {
     #[test]
     fn a_splice_of_a_constant_is_that_constant_and_stereo_stays_paired() {
         let pcm: Vec<f32> = (0..960).flat_map(|_| [0.25, -0.5]).collect();
-        for out in [shrink(&pcm, 2, 100, 120).unwrap(), grow(&pcm, 2, 100, 120).unwrap()] {
-            assert!(out.chunks(2).all(|f| (f[0] - 0.25).abs() < 1e-6 && (f[1] + 0.5).abs() < 1e-6));
+        for out in [
+            shrink(&pcm, 2, 100, 120).unwrap(),
+            grow(&pcm, 2, 100, 120).unwrap(),
+        ] {
+            assert!(out
+                .chunks(2)
+                .all(|f| (f[0] - 0.25).abs() < 1e-6 && (f[1] + 0.5).abs() < 1e-6));
         }
     }
 }

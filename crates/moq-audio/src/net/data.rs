@@ -63,11 +63,18 @@ impl Session {
     ///
     /// # Errors
     /// [`Error::Timeout`] if the broadcast does not appear in time.
-    pub async fn subscribe_data(&self, path: &str, name: &str, timeout: Duration) -> Result<DataReader> {
+    pub async fn subscribe_data(
+        &self,
+        path: &str,
+        name: &str,
+        timeout: Duration,
+    ) -> Result<DataReader> {
         let broadcast = self.consume_broadcast(path, timeout).await?;
         let track = broadcast
             .track(name)?
-            .subscribe(moq_net::track::Subscription::default().with_max_age(Duration::from_secs(10)))
+            .subscribe(
+                moq_net::track::Subscription::default().with_max_age(Duration::from_secs(10)),
+            )
             .await
             .map_err(|e| Error::Connection(format!("subscribing to {path}/{name}: {e}")))?;
         Ok(DataReader { track })

@@ -103,21 +103,35 @@ impl Server {
         crate::net::install_crypto();
         let mut attempt = 1;
         let relay = loop {
-            let try_addr = if addr.port() == 0 { SocketAddr::new(addr.ip(), free_port(addr.ip())?) } else { addr };
+            let try_addr = if addr.port() == 0 {
+                SocketAddr::new(addr.ip(), free_port(addr.ip())?)
+            } else {
+                addr
+            };
             // Boxed: the relay's start-up future is large (tens of KiB in a debug build), more than a
             // 2 MiB tokio worker stack (the Python binding's runtime) holds next to its callers.
             match Box::pin(moq_relay::Relay::load(relay_config(try_addr, &options))).await {
                 Ok(relay) => break relay,
-                Err(err) if addr.port() == 0 && attempt < BIND_ATTEMPTS && in_use(&err) => attempt += 1,
-                Err(err) if in_use(&err) => {
-                    return Err(std::io::Error::new(std::io::ErrorKind::AddrInUse, format!("binding {try_addr}: {err:#}")).into())
+                Err(err) if addr.port() == 0 && attempt < BIND_ATTEMPTS && in_use(&err) => {
+                    attempt += 1
                 }
-                Err(err) => return Err(Error::Connection(format!("starting the server on {try_addr}: {err:#}"))),
+                Err(err) if in_use(&err) => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::AddrInUse,
+                        format!("binding {try_addr}: {err:#}"),
+                    )
+                    .into())
+                }
+                Err(err) => {
+                    return Err(Error::Connection(format!(
+                        "starting the server on {try_addr}: {err:#}"
+                    )))
+                }
             }
         };
-        let local_addr = relay
-            .quic_addr()
-            .map_err(|err| Error::Connection(format!("the QUIC listener has no address: {err:#}")))?;
+        let local_addr = relay.quic_addr().map_err(|err| {
+            Error::Connection(format!("the QUIC listener has no address: {err:#}"))
+        })?;
         let fingerprint = fingerprint(relay.web().routes()).await?;
         let origin = relay.cluster().origin.clone();
         let shutdown = relay.shutdown_trigger().clone();
@@ -133,13 +147,13 @@ impl Server {
                 tracing::warn!(err = %format!("{err:#}"), "the embedded server stopped");
             }
         });
-        ready
-            .wait()
-            .await
-            .map_err(|err| Error::Connection(format!("starting the server on {local_addr}: {err:#}")))?;
+        ready.wait().await.map_err(|err| {
+            Error::Connection(format!("starting the server on {local_addr}: {err:#}"))
+        })?;
 
         let url_host = SocketAddr::new(loopback_if_unspecified(local_addr.ip()), local_addr.port());
-        let url = Url::parse(&format!("http://{url_host}/")).expect("a socket address makes a valid URL");
+        let url =
+            Url::parse(&format!("http://{url_host}/")).expect("a socket address makes a valid URL");
         Ok(Server {
             local_addr,
             url,
@@ -174,7 +188,8 @@ impl Server {
             return None;
         }
         let mut url = self.url.clone();
-        url.set_scheme("ws").expect("http and ws are both special schemes");
+        url.set_scheme("ws")
+            .expect("http and ws are both special schemes");
         Some(url)
     }
 
@@ -190,7 +205,10 @@ impl Server {
     pub async fn close(mut self) {
         self.shutdown.start();
         if let Some(mut task) = self.task.take() {
-            if tokio::time::timeout(CLOSE_TIMEOUT, &mut task).await.is_err() {
+            if tokio::time::timeout(CLOSE_TIMEOUT, &mut task)
+                .await
+                .is_err()
+            {
                 task.abort();
                 let _ = task.await;
             }
@@ -223,16 +241,26 @@ fn relay_config(addr: SocketAddr, options: &ServerOptions) -> moq_relay::Config 
 /// The relay's first certificate fingerprint, as its routes serve it.
 async fn fingerprint(routes: axum::Router) -> Result<String> {
     let response = routes
-        .oneshot(Request::get("/certificate.sha256").body(Body::empty()).expect("a valid request"))
+        .oneshot(
+            Request::get("/certificate.sha256")
+                .body(Body::empty())
+                .expect("a valid request"),
+        )
         .await
         .map_err(|err| Error::Connection(format!("reading the certificate fingerprint: {err}")))?;
     let body = axum::body::to_bytes(response.into_body(), 4096)
         .await
         .map_err(|err| Error::Connection(format!("reading the certificate fingerprint: {err}")))?;
     let text = String::from_utf8_lossy(&body);
-    let fingerprint = text.split_whitespace().next().unwrap_or_default().to_ascii_lowercase();
+    let fingerprint = text
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
     if fingerprint.len() != 64 {
-        return Err(Error::Connection(format!("unexpected certificate fingerprint {text:?}")));
+        return Err(Error::Connection(format!(
+            "unexpected certificate fingerprint {text:?}"
+        )));
     }
     Ok(fingerprint)
 }
@@ -251,12 +279,19 @@ fn with_static_files(relay: axum::Router, dir: PathBuf) -> axum::Router {
                 .get(header::UPGRADE)
                 .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"));
             let path = request.uri().path();
-            if upgrade || RELAY_ROUTES.iter().any(|r| path == *r || (r.ends_with('/') && path.starts_with(r))) {
+            if upgrade
+                || RELAY_ROUTES
+                    .iter()
+                    .any(|r| path == *r || (r.ends_with('/') && path.starts_with(r)))
+            {
                 relay.oneshot(request).await
             } else {
                 let response = files.oneshot(request).await.unwrap_or_else(|e| match e {});
                 let (mut parts, body) = response.into_parts();
-                parts.headers.insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-cache"));
+                parts.headers.insert(
+                    header::CACHE_CONTROL,
+                    header::HeaderValue::from_static("no-cache"),
+                );
                 Ok(axum::response::Response::from_parts(parts, Body::new(body)))
             }
         }
@@ -275,13 +310,18 @@ fn free_port(ip: IpAddr) -> Result<u16> {
             return Ok(port);
         }
     }
-    Err(std::io::Error::new(std::io::ErrorKind::AddrInUse, format!("no port free for both UDP and TCP on {ip}")).into())
+    Err(std::io::Error::new(
+        std::io::ErrorKind::AddrInUse,
+        format!("no port free for both UDP and TCP on {ip}"),
+    )
+    .into())
 }
 
 fn in_use(err: &anyhow::Error) -> bool {
-    err.chain()
-        .any(|e| e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::AddrInUse))
-        || format!("{err:#}").contains("Address already in use")
+    err.chain().any(|e| {
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::AddrInUse)
+    }) || format!("{err:#}").contains("Address already in use")
 }
 
 /// Loopback of the same family for an unspecified IP, else the IP itself.

@@ -422,7 +422,11 @@ impl Session {
     /// Have `follower` told of every drop, reconnect and the end, before [`Session::events`]
     /// and [`Session::status`] report it. Held weakly: drop the `Arc` to stop.
     pub fn follow(&self, follower: &Arc<dyn Follower>) {
-        self.inner.followers.lock().unwrap_or_else(|e| e.into_inner()).push(Arc::downgrade(follower));
+        self.inner
+            .followers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Arc::downgrade(follower));
     }
 
     /// How long consumers wait for their broadcast to come back after a drop; `None` when the
@@ -499,12 +503,17 @@ impl Session {
     pub async fn closed(&self) -> Result<()> {
         let reason = self.ended().await;
         if self.inner.closing.load(Ordering::SeqCst) {
-            let _ = self.inner.closed.subscribe().wait_for(|closed| *closed).await;
+            let _ = self
+                .inner
+                .closed
+                .subscribe()
+                .wait_for(|closed| *closed)
+                .await;
             return Ok(());
         }
-        Err(Error::Connection(
-            reason.unwrap_or_else(|| format!("the session with {} ended", self.inner.url)),
-        ))
+        Err(Error::Connection(reason.unwrap_or_else(|| {
+            format!("the session with {} ended", self.inner.url)
+        })))
     }
 
     /// Wait until the session ended for good; returns why (`None` for our own close).
@@ -528,7 +537,11 @@ impl Inner {
             s.reason = None;
         });
         let _ = self.events.send(ConnectionEvent::Closed { reason: None });
-        let connection = self.connection.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let connection = self
+            .connection
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         let closed = self.closed.clone();
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
@@ -587,7 +600,9 @@ impl Supervisor {
             s.closed = true;
             s.reason = Some(reason.clone());
         });
-        let _ = self.events.send(ConnectionEvent::Closed { reason: Some(reason) });
+        let _ = self.events.send(ConnectionEvent::Closed {
+            reason: Some(reason),
+        });
     }
 }
 
@@ -597,7 +612,10 @@ async fn supervise(sup: Supervisor) {
     let first = sup.slot.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let why = match first.closed().await {
         Ok(()) => format!("{} closed the session", sup.shown),
-        Err(err) => redact(&format!("the session with {} ended: {}", sup.shown, chain(&err)), sup.token.as_deref()),
+        Err(err) => redact(
+            &format!("the session with {} ended: {}", sup.shown, chain(&err)),
+            sup.token.as_deref(),
+        ),
     };
     let Some(client) = &sup.redial else {
         sup.closed(why);
@@ -620,7 +638,10 @@ async fn supervise(sup: Supervisor) {
                 let _ = sup.events.send(ConnectionEvent::Reconnected { epoch });
             }
             Ok(moq_tokio::connection::Status::Disconnected) => {
-                sup.disconnected(format!("the connection to {} dropped; reconnecting", sup.shown));
+                sup.disconnected(format!(
+                    "the connection to {} dropped; reconnecting",
+                    sup.shown
+                ));
             }
             // A GOAWAY: the old session keeps serving while the replacement is dialed.
             Ok(_) => {}
@@ -658,19 +679,30 @@ impl Claims {
         let mut parts = token.split('.');
         let payload = match (parts.next(), parts.next(), parts.next(), parts.next()) {
             (Some(_), Some(payload), Some(_), None) => payload,
-            _ => return Self { malformed: true, ..Self::default() },
+            _ => {
+                return Self {
+                    malformed: true,
+                    ..Self::default()
+                }
+            }
         };
         let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(payload.trim_end_matches('='))
             .ok()
             .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok());
         let Some(json) = json else {
-            return Self { malformed: true, ..Self::default() };
+            return Self {
+                malformed: true,
+                ..Self::default()
+            };
         };
         let list = |key: &str| {
             json.get(key).and_then(|p| {
-                p.as_array()
-                    .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect::<Vec<_>>())
+                p.as_array().map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(str::to_string))
+                        .collect::<Vec<_>>()
+                })
             })
         };
         // A grant that names what it may subscribe but not what it may publish grants no
@@ -697,7 +729,9 @@ impl Claims {
     /// # Errors
     /// [`Error::Forbidden`] when the token lists what it may publish and `path` is not in it.
     fn check_publish(&self, path: &str) -> Result<()> {
-        let Some(granted) = &self.publish else { return Ok(()) };
+        let Some(granted) = &self.publish else {
+            return Ok(());
+        };
         let path = path.trim_matches('/');
         let allowed = granted.iter().any(|pattern| {
             pattern
@@ -729,7 +763,9 @@ fn refused(url: &str, why: &str, claims: Option<&Claims>) -> String {
 /// which retrying will not fix.
 fn is_refusal(why: &str) -> bool {
     let why = why.to_ascii_lowercase();
-    ["unauthorized", "forbidden", "401", "403"].iter().any(|w| why.contains(w))
+    ["unauthorized", "forbidden", "401", "403"]
+        .iter()
+        .any(|w| why.contains(w))
 }
 
 /// `scheme://host:port/path`: no credentials, query or fragment (they may carry tokens).
@@ -761,16 +797,24 @@ mod tests {
 
     #[test]
     fn a_token_that_grants_bot_publishes_bot_and_nothing_else() {
-        let claims = Claims::read(&jwt(r#"{"publish":["bot/**"],"subscribe":[],"exp":4102444800}"#));
+        let claims = Claims::read(&jwt(
+            r#"{"publish":["bot/**"],"subscribe":[],"exp":4102444800}"#,
+        ));
         assert!(!claims.malformed && !claims.expired());
         claims.check_publish("bot").unwrap();
         claims.check_publish("bot/listeners/x").unwrap();
         let err = claims.check_publish("other").unwrap_err().to_string();
-        assert!(err.contains("does not grant publishing \"other\"") && err.contains("bot/**"), "{err}");
+        assert!(
+            err.contains("does not grant publishing \"other\"") && err.contains("bot/**"),
+            "{err}"
+        );
         let listener = Claims::read(&jwt(r#"{"subscribe":["**"],"publish":[]}"#));
         assert!(listener.check_publish("bot/listeners/x").is_err());
         let no_claim = Claims::read(&jwt(r#"{"subscribe":["**"]}"#));
-        assert!(no_claim.check_publish("bot").is_err(), "no publish claim grants no publishing");
+        assert!(
+            no_claim.check_publish("bot").is_err(),
+            "no publish claim grants no publishing"
+        );
     }
 
     #[test]

@@ -20,7 +20,12 @@ impl EncodePipeline {
     /// # Errors
     /// [`crate::Error::InvalidInput`] / [`crate::Error::Opus`] / [`crate::Error::Resample`] when a
     /// stage rejects the format.
-    pub fn new(sample_rate: u32, channels: u32, frame: FrameDuration, bitrate: Option<u32>) -> Result<Self> {
+    pub fn new(
+        sample_rate: u32,
+        channels: u32,
+        frame: FrameDuration,
+        bitrate: Option<u32>,
+    ) -> Result<Self> {
         let rate = codec_rate(sample_rate);
         let resampler = if rate == sample_rate {
             None

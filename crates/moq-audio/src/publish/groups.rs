@@ -50,7 +50,12 @@ impl GroupWriter {
     ///
     /// # Errors
     /// [`crate::Error::Moq`] when the track is closed (the session ended).
-    pub(crate) fn write(&mut self, timestamp_us: u64, generation: u64, payload: Bytes) -> Result<()> {
+    pub(crate) fn write(
+        &mut self,
+        timestamp_us: u64,
+        generation: u64,
+        payload: Bytes,
+    ) -> Result<()> {
         let frame = Frame {
             timestamp_us,
             generation,

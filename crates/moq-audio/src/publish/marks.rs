@@ -89,13 +89,22 @@ impl GenerationLog {
     fn position(&self, ts_us: u64) -> Option<u64> {
         // A timestamp just before the first run (a decoder that shifts its output by the codec
         // delay) is the start of the generation.
-        let run = self.runs.iter().rev().find(|r| r.ts_us <= ts_us).or(self.runs.first())?;
-        let into = ts_us.saturating_sub(run.ts_us).min(run.frames * self.frame_us);
+        let run = self
+            .runs
+            .iter()
+            .rev()
+            .find(|r| r.ts_us <= ts_us)
+            .or(self.runs.first())?;
+        let into = ts_us
+            .saturating_sub(run.ts_us)
+            .min(run.frames * self.frame_us);
         Some(run.first * self.frame_us + into)
     }
 
     fn sent_us(&self) -> u64 {
-        self.runs.last().map_or(0, |r| (r.first + r.frames) * self.frame_us)
+        self.runs
+            .last()
+            .map_or(0, |r| (r.first + r.frames) * self.frame_us)
     }
 }
 
@@ -159,7 +168,9 @@ impl MarkTracker {
     /// [`Error::InvalidInput`] if a mark with this id is still pending.
     pub fn add(&mut self, id: &str, generation: u64, position_us: u64) -> Result<()> {
         if self.pending.iter().any(|m| m.id == id) {
-            return Err(Error::InvalidInput(format!("mark {id:?} is already pending")));
+            return Err(Error::InvalidInput(format!(
+                "mark {id:?} is already pending"
+            )));
         }
         self.resolved.retain(|e| e.id != id);
         self.pending.push_back(Pending {
@@ -177,7 +188,10 @@ impl MarkTracker {
         log.frame_us = frame_us;
         log.first_sent.get_or_insert_with(Instant::now);
         match log.runs.last_mut() {
-            Some(run) if run.first + run.frames == index && run.ts_us + run.frames * frame_us == ts_us => {
+            Some(run)
+                if run.first + run.frames == index
+                    && run.ts_us + run.frames * frame_us == ts_us =>
+            {
                 run.frames += 1
             }
             _ => log.runs.push(Run {
@@ -199,16 +213,24 @@ impl MarkTracker {
             self.waiting_since = Some(now);
         }
         let Some(log) = self.logs.get(&report.generation) else {
-            tracing::debug!(generation = report.generation, "playout report for a generation we have no log of");
+            tracing::debug!(
+                generation = report.generation,
+                "playout report for a generation we have no log of"
+            );
             return;
         };
-        let Some(position_us) = log.position(report.ts_us) else { return };
-        let entry = self.listeners.entry(report.listener.clone()).or_insert(ListenerState {
-            generation: report.generation,
-            position_us,
-            playing: report.playing,
-            at: now,
-        });
+        let Some(position_us) = log.position(report.ts_us) else {
+            return;
+        };
+        let entry = self
+            .listeners
+            .entry(report.listener.clone())
+            .or_insert(ListenerState {
+                generation: report.generation,
+                position_us,
+                playing: report.playing,
+                at: now,
+            });
         if report.generation < entry.generation {
             return; // a late report about a generation the listener already left
         }
@@ -261,8 +283,15 @@ impl MarkTracker {
             .filter(|(_, l)| l.generation == generation)
             .map(|(id, l)| {
                 // Between reports the listener kept playing: extrapolate to the cut.
-                let since = if l.playing { now.saturating_duration_since(l.at).as_micros() as u64 } else { 0 };
-                (id.clone(), (l.position_us + since).min(sent) as f64 / 1000.0)
+                let since = if l.playing {
+                    now.saturating_duration_since(l.at).as_micros() as u64
+                } else {
+                    0
+                };
+                (
+                    id.clone(),
+                    (l.position_us + since).min(sent) as f64 / 1000.0,
+                )
             })
             .collect();
         per_listener.sort_by(|a, b| a.0.cmp(&b.0));
@@ -270,7 +299,10 @@ impl MarkTracker {
             let elapsed = log
                 .first_sent
                 .map_or(0, |t| now.saturating_duration_since(t).as_micros() as u64);
-            let ms = elapsed.saturating_sub(ESTIMATE_LISTENER_DELAY.as_micros() as u64).min(sent) as f64 / 1000.0;
+            let ms = elapsed
+                .saturating_sub(ESTIMATE_LISTENER_DELAY.as_micros() as u64)
+                .min(sent) as f64
+                / 1000.0;
             return Heard {
                 ms,
                 estimated: true,
@@ -289,7 +321,11 @@ impl MarkTracker {
     /// `old` past `shift_us` (what had been handed out) move to `new`, `shift_us` earlier.
     /// Marks on audio already handed out stay with `old`.
     pub fn rebase(&mut self, old: u64, new: u64, shift_us: u64) {
-        for m in self.pending.iter_mut().filter(|m| m.generation == old && m.position_us > shift_us) {
+        for m in self
+            .pending
+            .iter_mut()
+            .filter(|m| m.generation == old && m.position_us > shift_us)
+        {
             m.generation = new;
             m.position_us -= shift_us;
         }
@@ -297,7 +333,9 @@ impl MarkTracker {
 
     /// Resolve marks as unknown when no listener reported for `timeout` while they waited.
     pub fn expire(&mut self, now: Instant, timeout: Duration) {
-        let Some(since) = self.waiting_since else { return };
+        let Some(since) = self.waiting_since else {
+            return;
+        };
         if now.saturating_duration_since(since) < timeout {
             return;
         }
@@ -454,9 +492,15 @@ mod tests {
         send(&mut t, 1, 0, 50, 9_000_000); // the carried audio, later on the timeline
         t.report(report("a", 1, 9_000_000 + 600_000), Instant::now());
         let event = rx.try_recv().unwrap();
-        assert_eq!((event.id.as_str(), event.generation, event.position_us), ("queued", 1, 500_000));
+        assert_eq!(
+            (event.id.as_str(), event.generation, event.position_us),
+            ("queued", 1, 500_000)
+        );
         assert!(matches!(event.state, MarkState::Played { .. }));
-        assert!(t.is_pending("sent"), "audio sent before the outage keeps its generation");
+        assert!(
+            t.is_pending("sent"),
+            "audio sent before the outage keeps its generation"
+        );
     }
 
     #[test]

@@ -82,7 +82,10 @@ impl ProducerOptions {
     pub fn validate(&self) -> Result<()> {
         check_format(self.sample_rate, self.channels)?;
         if self.lead > MAX_LEAD {
-            return Err(Error::InvalidInput(format!("lead {:?} is over {MAX_LEAD:?}", self.lead)));
+            return Err(Error::InvalidInput(format!(
+                "lead {:?} is over {MAX_LEAD:?}",
+                self.lead
+            )));
         }
         if self.capacity < self.frame_duration.duration() {
             return Err(Error::InvalidInput(format!(
@@ -91,17 +94,22 @@ impl ProducerOptions {
             )));
         }
         if self.group_frames == 0 {
-            return Err(Error::InvalidInput("group_frames must be at least 1".into()));
+            return Err(Error::InvalidInput(
+                "group_frames must be at least 1".into(),
+            ));
         }
         if self.mark_timeout.is_zero() {
-            return Err(Error::InvalidInput("mark_timeout must be greater than zero".into()));
+            return Err(Error::InvalidInput(
+                "mark_timeout must be greater than zero".into(),
+            ));
         }
         Ok(())
     }
 
     /// Input samples (all channels) that fit in [`capacity`](Self::capacity).
     pub(crate) fn capacity_samples(&self) -> usize {
-        (self.capacity.as_micros() as u64 * self.sample_rate as u64 / 1_000_000) as usize * self.channels as usize
+        (self.capacity.as_micros() as u64 * self.sample_rate as u64 / 1_000_000) as usize
+            * self.channels as usize
     }
 }
 

@@ -118,7 +118,9 @@ mod tests {
         assert_eq!(drain(&mut p, t0 + 19 * MS), Vec::<u64>::new());
         assert_eq!(drain(&mut p, t0 + 20 * MS), vec![80_000]);
         // Over one second of wall time, polled every 5 ms, exactly 50 more frames are released.
-        let got: Vec<u64> = (5..=204).flat_map(|k| drain(&mut p, t0 + k * 5 * MS)).collect();
+        let got: Vec<u64> = (5..=204)
+            .flat_map(|k| drain(&mut p, t0 + k * 5 * MS))
+            .collect();
         assert_eq!(got.len(), 50);
         assert_eq!(*got.last().unwrap(), 1_080_000);
     }
@@ -143,7 +145,11 @@ mod tests {
         // The writer stalls for 2 s; the next frame must not be stamped in the past.
         let late = t0 + 2_000 * MS;
         let ts = p.take(late).unwrap();
-        assert!(ts >= p.media_now(late), "stamped {ts} µs at media time {}", p.media_now(late));
+        assert!(
+            ts >= p.media_now(late),
+            "stamped {ts} µs at media time {}",
+            p.media_now(late)
+        );
         assert!(ts > *first.last().unwrap());
         // And the burst after the restart is again one lead.
         assert_eq!(drain(&mut p, late).len(), 3);

@@ -188,7 +188,10 @@ impl AudioProducer {
     ///
     /// # Errors
     /// [`Error::Closed`] if the producer was finished or cancelled.
-    pub fn try_write(&self, write: PendingWrite) -> Result<std::result::Result<WriteOutcome, PendingWrite>> {
+    pub fn try_write(
+        &self,
+        write: PendingWrite,
+    ) -> Result<std::result::Result<WriteOutcome, PendingWrite>> {
         let shared = &self.shared;
         {
             let mut st = shared.lock();
@@ -326,7 +329,9 @@ impl AudioProducer {
                         return Ok(event);
                     }
                 }
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return Err(Error::Closed("dropped")),
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                    return Err(Error::Closed("dropped"))
+                }
             }
         }
     }
@@ -365,7 +370,9 @@ impl AudioProducer {
             match st.status {
                 Status::Open => st.status = Status::Finishing,
                 Status::Finishing | Status::Finished => {}
-                Status::Cancelled => return Err(st.error.clone().unwrap_or(Error::Closed("cancelled"))),
+                Status::Cancelled => {
+                    return Err(st.error.clone().unwrap_or(Error::Closed("cancelled")))
+                }
             }
         }
         self.shared.work.notify_one();

@@ -18,10 +18,16 @@ const ENCODE_AHEAD: usize = 3;
 const IDLE_PARTIAL: Duration = Duration::from_millis(200);
 
 enum Job {
-    Encode { samples: Vec<f32>, generation: u64 },
+    Encode {
+        samples: Vec<f32>,
+        generation: u64,
+    },
     /// Flush the resampler and pad the partial frame: at finish, or when the listener would
     /// otherwise starve with written audio stuck in a partial frame.
-    Drain { generation: u64, finishing: bool },
+    Drain {
+        generation: u64,
+        finishing: bool,
+    },
     Wait(Option<Instant>),
     Exit,
 }
@@ -64,8 +70,14 @@ pub(crate) async fn run(shared: Arc<Shared>, mut pipeline: EncodePipeline) {
                 }
                 continue;
             }
-            Job::Encode { samples, generation } => pipeline.push(&samples).map(|p| (p, generation, false)),
-            Job::Drain { generation, finishing } => pipeline.drain().map(|p| (p, generation, finishing)),
+            Job::Encode {
+                samples,
+                generation,
+            } => pipeline.push(&samples).map(|p| (p, generation, false)),
+            Job::Drain {
+                generation,
+                finishing,
+            } => pipeline.drain().map(|p| (p, generation, finishing)),
         };
         let mut st = shared.lock();
         st.in_encoder = 0;
@@ -129,7 +141,11 @@ fn next_job(shared: &Shared, st: &mut State, in_frame: usize) -> Job {
         // The writer paused (TTS idle, end of a sentence) with part of a frame written: once
         // that frame is due, send it padded with silence rather than hold the audio back (a
         // mark on it could never resolve, and the listener would starve anyway).
-        if st.frames.is_empty() && st.pipeline_pending && !st.disconnected && now >= partial_deadline(shared, st) {
+        if st.frames.is_empty()
+            && st.pipeline_pending
+            && !st.disconnected
+            && now >= partial_deadline(shared, st)
+        {
             st.pipeline_pending = false;
             return Job::Drain {
                 generation: st.generation,

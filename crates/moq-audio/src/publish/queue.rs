@@ -95,7 +95,8 @@ impl State {
     /// hold nothing, but a relay may still hold the reset groups' tails).
     pub(crate) fn start_generation(&mut self, shared: &Shared, event: Event) -> Dropped {
         let dropped = Dropped {
-            pcm_us: shared.input_us(self.pcm.len() + self.in_encoder) + shared.codec_us(self.codec_pending),
+            pcm_us: shared.input_us(self.pcm.len() + self.in_encoder)
+                + shared.codec_us(self.codec_pending),
             encoded_us: self.frames.len() as u64 * shared.frame_us(),
             sent_us: self.sent_frames * shared.frame_us(),
         };
@@ -105,7 +106,8 @@ impl State {
         self.in_encoder = 0;
         self.codec_pending = 0;
         self.pipeline_pending = false;
-        self.groups.end_generation(event == Event::Cancel || shared.options.reset_in_flight);
+        self.groups
+            .end_generation(event == Event::Cancel || shared.options.reset_in_flight);
         self.generation += 1;
         self.carried_from = None;
         self.sent_frames = 0;
@@ -131,7 +133,8 @@ impl State {
         self.carried_from = Some(old);
         self.sent_frames = 0;
         self.written -= consumed as u64;
-        self.marks.rebase(old, self.generation, shared.input_us(consumed));
+        self.marks
+            .rebase(old, self.generation, shared.input_us(consumed));
         self.announce(Event::Flush);
     }
 
@@ -159,7 +162,9 @@ impl State {
 
     /// Input samples the writers may still queue before the capacity is reached.
     pub(crate) fn room(&self, shared: &Shared) -> usize {
-        shared.capacity_samples.saturating_sub(self.pcm.len() + self.in_encoder)
+        shared
+            .capacity_samples
+            .saturating_sub(self.pcm.len() + self.in_encoder)
     }
 
     /// `Ok` while writes are accepted.
@@ -170,7 +175,9 @@ impl State {
     pub(crate) fn check_writable(&self, shared: &Shared) -> Result<()> {
         self.check_open()?;
         if self.disconnected && shared.options.on_disconnect == super::options::OnDisconnect::Fail {
-            return Err(Error::Connection("the session is disconnected (reconnecting); nothing was queued".into()));
+            return Err(Error::Connection(
+                "the session is disconnected (reconnecting); nothing was queued".into(),
+            ));
         }
         Ok(())
     }
@@ -220,7 +227,12 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(state: State, options: ProducerOptions, codec_rate: u32, demand: moq_net::track::Producer) -> Self {
+    pub(crate) fn new(
+        state: State,
+        options: ProducerOptions,
+        codec_rate: u32,
+        demand: moq_net::track::Producer,
+    ) -> Self {
         Self {
             state: Mutex::new(state),
             space: Notify::new(),

@@ -104,7 +104,9 @@ impl Frame {
         let mut props = BytesMut::with_capacity(24);
         let mut previous = 0;
         let mut put = |kind: u64, value: u64| -> Result<()> {
-            varint(kind - previous)?.encode_quic(&mut props).map_err(wire)?;
+            varint(kind - previous)?
+                .encode_quic(&mut props)
+                .map_err(wire)?;
             varint(value)?.encode_quic(&mut props).map_err(wire)?;
             previous = kind;
             Ok(())
@@ -115,7 +117,9 @@ impl Frame {
             put(PROP_EVENT, event.code())?;
         }
         let mut out = BytesMut::with_capacity(props.len() + 2);
-        varint(props.len() as u64)?.encode_quic(&mut out).map_err(wire)?;
+        varint(props.len() as u64)?
+            .encode_quic(&mut out)
+            .map_err(wire)?;
         out.put_slice(&props);
         Ok(out.freeze())
     }
@@ -141,7 +145,8 @@ impl Frame {
         let header = self.header()?;
         let info = moq_net::frame::Info {
             size: (header.len() + self.payload.len()) as u64,
-            timestamp: moq_net::Timestamp::from_micros(self.timestamp_us).map_err(|e| Error::Wire(e.to_string()))?,
+            timestamp: moq_net::Timestamp::from_micros(self.timestamp_us)
+                .map_err(|e| Error::Wire(e.to_string()))?,
         };
         let mut frame = group.create_frame(info)?;
         frame.write(header)?;
@@ -167,18 +172,21 @@ impl Frame {
         let mut first = true;
         while props.has_remaining() {
             let delta = read_varint(&mut props)?;
-            kind = if first { delta } else { kind.checked_add(delta).ok_or_else(malformed)? };
+            kind = if first {
+                delta
+            } else {
+                kind.checked_add(delta).ok_or_else(malformed)?
+            };
             first = false;
-            if kind % 2 == 0 {
+            if kind.is_multiple_of(2) {
                 let value = read_varint(&mut props)?;
                 match kind {
                     PROP_TIMESTAMP => timestamp = Some(value),
                     PROP_GENERATION => generation = value,
                     PROP_EVENT => {
-                        event = Some(
-                            Event::from_code(value)
-                                .ok_or_else(|| Error::Wire(format!("unknown moq-audio event code {value}")))?,
-                        )
+                        event = Some(Event::from_code(value).ok_or_else(|| {
+                            Error::Wire(format!("unknown moq-audio event code {value}"))
+                        })?)
                     }
                     _ => {}
                 }
@@ -191,7 +199,8 @@ impl Frame {
             }
         }
         Ok(Self {
-            timestamp_us: timestamp.ok_or_else(|| Error::Wire("LOC frame without a timestamp".into()))?,
+            timestamp_us: timestamp
+                .ok_or_else(|| Error::Wire("LOC frame without a timestamp".into()))?,
             generation,
             event,
             payload: buf,
@@ -209,11 +218,14 @@ pub fn marker_payload(channels: u32) -> Bytes {
 }
 
 fn varint(value: u64) -> Result<VarInt> {
-    VarInt::from_u64(value).ok_or_else(|| Error::Wire(format!("{value} does not fit a QUIC varint")))
+    VarInt::from_u64(value)
+        .ok_or_else(|| Error::Wire(format!("{value} does not fit a QUIC varint")))
 }
 
 fn read_varint(buf: &mut Bytes) -> Result<u64> {
-    Ok(VarInt::decode_quic(buf).map_err(|_| malformed())?.into_inner())
+    Ok(VarInt::decode_quic(buf)
+        .map_err(|_| malformed())?
+        .into_inner())
 }
 
 fn wire(e: impl std::fmt::Display) -> Error {
@@ -258,7 +270,9 @@ mod tests {
             bytes.as_ref(),
             &[0x0A, 0x10, 0x80, 0x0F, 0x42, 0x40, 0x80, 0x4D, 0x40, 0xF0, 0x03, 0xAA, 0xBB]
         );
-        let marker = Frame::marker(1_000_000, 4, Event::Flush, 1).encode().unwrap();
+        let marker = Frame::marker(1_000_000, 4, Event::Flush, 1)
+            .encode()
+            .unwrap();
         assert_eq!(
             marker.as_ref(),
             &[0x0C, 0x10, 0x80, 0x0F, 0x42, 0x40, 0x80, 0x4D, 0x40, 0xF0, 0x04, 0x02, 0x01, 0x80]
@@ -286,11 +300,17 @@ mod tests {
         let mut props = BytesMut::new();
         // timestamp 5, then type 0x10 + 0x0D = 0x1D (odd: 2 bytes follow).
         for v in [0x10u64, 5, 0x0D, 2] {
-            VarInt::from_u64(v).unwrap().encode_quic(&mut props).unwrap();
+            VarInt::from_u64(v)
+                .unwrap()
+                .encode_quic(&mut props)
+                .unwrap();
         }
         props.put_slice(b"xy");
         let mut buf = BytesMut::new();
-        VarInt::from_u64(props.len() as u64).unwrap().encode_quic(&mut buf).unwrap();
+        VarInt::from_u64(props.len() as u64)
+            .unwrap()
+            .encode_quic(&mut buf)
+            .unwrap();
         buf.put_slice(&props);
         buf.put_slice(b"p");
         let f = Frame::decode(buf.freeze()).unwrap();
@@ -299,11 +319,20 @@ mod tests {
 
     #[test]
     fn malformed_frames_are_wire_errors() {
-        assert!(Frame::decode(Bytes::from_static(&[0x05, 0x10])).is_err(), "truncated properties");
-        assert!(Frame::decode(Bytes::from_static(&[0x00, 0xAA])).is_err(), "no timestamp");
+        assert!(
+            Frame::decode(Bytes::from_static(&[0x05, 0x10])).is_err(),
+            "truncated properties"
+        );
+        assert!(
+            Frame::decode(Bytes::from_static(&[0x00, 0xAA])).is_err(),
+            "no timestamp"
+        );
         let mut bad_event = frame(1, Some(Event::Flush)).encode().unwrap().to_vec();
         bad_event[12] = 0x09; // event code 9
-        assert!(Frame::decode(Bytes::from(bad_event)).is_err(), "unknown event");
+        assert!(
+            Frame::decode(Bytes::from(bad_event)).is_err(),
+            "unknown event"
+        );
     }
 
     #[test]

@@ -48,8 +48,8 @@ impl PlayoutReport {
     /// # Errors
     /// [`Error::Wire`] if it is not a playout report.
     pub fn decode(listener: &str, payload: &[u8]) -> Result<Self> {
-        let mut report: Self =
-            serde_json::from_slice(payload).map_err(|e| Error::Wire(format!("playout report: {e}")))?;
+        let mut report: Self = serde_json::from_slice(payload)
+            .map_err(|e| Error::Wire(format!("playout report: {e}")))?;
         report.listener = listener.to_string();
         Ok(report)
     }
@@ -69,7 +69,10 @@ mod tests {
             render_time_ms: 12.5,
         };
         let json = String::from_utf8(r.encode()).unwrap();
-        assert_eq!(json, r#"{"generation":3,"ts":5120000,"playing":true,"renderTime":12.5}"#);
+        assert_eq!(
+            json,
+            r#"{"generation":3,"ts":5120000,"playing":true,"renderTime":12.5}"#
+        );
         let back = PlayoutReport::decode("web-1", json.as_bytes()).unwrap();
         assert_eq!(back.listener, "web-1");
         assert_eq!(back.ts_us, 5_120_000);
