@@ -274,9 +274,7 @@ NO_TOKEN = pytest.mark.xfail(
 )
 
 
-@pytest.mark.parametrize(
-    "case", [pytest.param(c, marks=NO_TOKEN) if c == "none" else c for c in REFUSED_CASES]
-)
+@pytest.mark.parametrize("case", [pytest.param(c, marks=NO_TOKEN) if c == "none" else c for c in REFUSED_CASES])
 async def test_a_refused_token_is_a_prompt_forbidden_error_from_connect(auth_relay, case):
     setup = auth_relay
     error, took = await _refusal(setup, case)

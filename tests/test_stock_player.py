@@ -679,6 +679,11 @@ async def probe_broadcast(
         catalog.close()
 
 
+# An investigation, not a regression test: how the stock player treats each kind of frame on its
+# own fed the wire-format choice (README, "Wire format"). Its outcome depends on the stock
+# consumer's latency policy, which skips whole groups ("skipping slow group") whenever a busy
+# machine stalls the page, so it is not in the default run: `pytest -m investigation`.
+@pytest.mark.investigation
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("probe", list(PROBES))
 async def test_stock_moq_watch_takes_v2_frames_in_isolation(stock_page: Path, probe: str) -> None:

@@ -3,7 +3,7 @@
 //
 //   node web-demo/tests/smoke.mjs [--transport webtransport|websocket] [--headed]
 //
-// Needs: web-demo/dist (npm run build), target/debug/examples/tone_server
+// Needs: web-demo/dist (npm run build), $TONE_SERVER or target/debug/examples/tone_server
 // (cargo build -p moq-audio --example tone_server) and Debian's Chromium at /usr/bin/chromium
 // (or $CHROMIUM). Starts the tone server on a free loopback port, opens the page with
 // ?autostart=1, waits until window.moqAudio shows audio rendered in ≥ 2 generations and ≥ 1
