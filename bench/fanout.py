@@ -377,7 +377,7 @@ def run(quick: bool = False, listeners: list[int] | None = None, trials: int | N
 
     Raises RuntimeError when moq-relay is not installed (scripts/install-relay.sh).
     """
-    from support import relay as relays
+    import support.relay as relays
 
     binary = relays.relay_binary()
     if binary is None:

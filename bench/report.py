@@ -516,10 +516,16 @@ def write_markdown(results: dict[str, Any], out: str) -> str:
             headline.append(
                 f"| soak, {s['seconds'] / 60:.1f} min, flush every 2 s (RSS slope) | agent {f(s['agent']['slope_mib_per_10min'], 2)} MiB/10 min ({verdict[s['agent']['flat']]}); listener {f(s['listener']['slope_mib_per_10min'], 2)} MiB/10 min ({verdict[s['listener']['flat']]}) |"
             )
+    # Fan-out, Pipecat and networks come from the JSON their own scripts record in bench/
+    # (bench/report_extra.py, which can also refresh just them in an existing results.md).
+    import report_extra
+
+    bench_dir = os.path.dirname(os.path.abspath(__file__))
+    headline += report_extra.headline(bench_dir)
     if headline:
         L += ["", "## Headline", "", "| what | result |", "|---|---|"] + headline
     notes = list(results.get("notes") or []) + observations(results)
-    L += ["", *body]
+    L += ["", *body, *report_extra.block(bench_dir, out)]
     if notes:
         L += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
     L += ["Raw data: [results.json](results.json). Timings per measurement are in `meta.durations_s` there.", ""]
