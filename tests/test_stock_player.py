@@ -417,7 +417,23 @@ async def capture(page: Any) -> tuple[Recording | None, list[tuple[float, str]]]
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize("latency", [None, 200], ids=["default-latency", "latency-200ms"])
 async def test_stock_moq_watch_plays_every_new_generation_whole(stock_page: Path, latency: int | None) -> None:
-    name = f"stock-player-{'default' if latency is None else f'{latency}ms'}"
+    # A second attempt only when the first one lost audio: the stock consumer's latency policy
+    # skips a whole group now and then when a busy 2-core CI machine stalls the page (about one
+    # run in five at 200 ms on a loaded machine; its console then says "skipping slow group"),
+    # flush or no flush. The wire format it guards against (v1) lost audio in every run, so it
+    # would still fail both; every attempt's numbers are kept in test-artifacts/.
+    failures = []
+    for attempt in (1, 2):
+        failure = await stock_player_run(stock_page, latency, attempt)
+        if failure is None:
+            return
+        failures.append(failure)
+    raise AssertionError("\n\n".join(f"attempt {n}: {f}" for n, f in enumerate(failures, 1)))
+
+
+async def stock_player_run(stock_page: Path, latency: int | None, attempt: int) -> str | None:
+    """One run of the scenario; None when it passed, else what failed."""
+    name = f"stock-player-{'default' if latency is None else f'{latency}ms'}" + ("" if attempt == 1 else f"-{attempt}")
     ARTIFACTS.mkdir(exist_ok=True)
     flushes: list[tuple[float, int]] = []  # (time.time() just before flush(), new generation)
     numbers: dict[str, Any] = {"latency": latency or "default (real-time)", "rate": RATE}
@@ -467,14 +483,16 @@ async def test_stock_moq_watch_plays_every_new_generation_whole(stock_page: Path
         for r in results
     )
     first = results[0]
+    # Not playing the first reply, or never reaching a generation, is not the flaky group skip.
     assert first.old_before_ms >= 1_000, f"the page did not play the first reply before the flush:\n{summary}"
     for r in results:
         assert r.flush_to_new_ms is not None, f"generation {r.generation} never reached the page's output:\n{summary}"
         assert 0 <= r.flush_to_new_ms <= 1_500, f"flush -> new generation out of bounds:\n{summary}"
-    head = [r for r in results if r.head_dropped_ms > MAX_HEAD_DROPPED_MS]
-    assert not head, f"the stock player dropped the start of the new reply (issue 12):\n{summary}"
-    lost = [r for r in results if r.dropped_ms > MAX_DROPPED_MS]
-    assert not lost, f"the stock player dropped new-generation audio (> {MAX_DROPPED_MS} ms):\n{summary}"
+    if any(r.head_dropped_ms > MAX_HEAD_DROPPED_MS for r in results):
+        return f"the stock player dropped the start of the new reply (issue 12):\n{summary}"
+    if any(r.dropped_ms > MAX_DROPPED_MS for r in results):
+        return f"the stock player dropped new-generation audio (> {MAX_DROPPED_MS} ms):\n{summary}"
+    return None
 
 
 # ---------------------------------------------------------------------------------------------
