@@ -25,7 +25,7 @@ trap 'rm -rf "$work"' EXIT
 say "maturin build --release (the first release build takes several minutes)"
 .venv/bin/maturin build --release --quiet --out "$work/dist"
 say "maturin sdist"
-.venv/bin/maturin sdist --quiet --out "$work/dist"
+.venv/bin/maturin sdist --out "$work/dist" >/dev/null
 ls -l "$work/dist" >&2
 tar -tzf "$work"/dist/*.tar.gz | grep -q '/python/moq_audio/web/index.html$' || {
   say "the sdist does not carry the web page"
