@@ -130,7 +130,7 @@ def machine_meta(python: str) -> dict:
         "import moq_audio, numpy\n"
         "print(json.dumps({'moq_audio_version': moq_audio.__version__, 'moq_audio_native': moq_audio._native.__file__,"
         " 'moq_rs_version': v('moq-rs'), 'moq_ffi_version': v('moq-ffi'), 'numpy': numpy.__version__,"
-        " 'python': platform.python_version()}))\n"
+        " 'python': platform.python_version(), 'profile': getattr(moq_audio._native, 'BUILD_PROFILE', None)}))\n"
         "import sys; sys.stdout.flush(); os._exit(0)\n"
     )
     try:
@@ -146,6 +146,8 @@ def machine_meta(python: str) -> dict:
         except OSError:
             pass
         build = f"release wheel (`maturin build --release`, opt-level 3){commit}, installed in bench/.venv-release"
+    elif info.get("profile") == "release":
+        build = "editable `maturin develop --release` build: release profile (opt-level 3)"
     else:
         build = (
             "editable `maturin develop` build: dev profile (our crates at opt-level 0, dependencies at "

@@ -8,6 +8,7 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = [
+    "BUILD_PROFILE",
     "WIRE_VERSION",
     "Arrival",
     "AudioConsumer",
@@ -45,6 +46,8 @@ __all__ = [
 __version__: str
 #: The ``moqAudio`` catalog section version this build writes (see README "Wire format").
 WIRE_VERSION: int
+#: "release" or "dev": the cargo profile this extension was built with (benchmarks record it).
+BUILD_PROFILE: Literal["dev", "release"]
 
 class MoqAudioError(Exception):
     """Base class of every moq-audio error (ValueError is raised for bad input)."""

@@ -45,5 +45,14 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(runtime::_shutdown, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("WIRE_VERSION", moq_audio::wire::catalog::WIRE_VERSION)?;
+    // So benchmarks can say what they measured: a debug build is several times slower.
+    m.add(
+        "BUILD_PROFILE",
+        if cfg!(debug_assertions) {
+            "dev"
+        } else {
+            "release"
+        },
+    )?;
     Ok(())
 }
