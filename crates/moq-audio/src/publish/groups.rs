@@ -5,6 +5,11 @@
 //! ([`crate::wire::loc`]). At a flush the writer resets (QUIC RESET_STREAM, through moq-net's
 //! abort) the open group and the last finished ones, which may still hold unsent bytes, and
 //! writes a one-frame marker group so listeners cut over before any new audio exists.
+//!
+//! The producer decides what goes on the track under its queue lock, as a batch of
+//! [`TrackWrite`]s, and carries the batch out under the writer's own lock
+//! ([`super::queue::Shared::track`]): a track write wakes the session's network tasks, and a
+//! thread preempted there must not hold up `flush()` or a writer.
 
 use std::collections::VecDeque;
 
@@ -19,6 +24,33 @@ pub(crate) const MARKER_US: u64 = 2_500;
 /// Finished groups kept for a reset at the next flush. With the default 60 ms lead and 100 ms
 /// groups, at most the last two finished groups can still have bytes in the send buffer.
 const RECENT_GROUPS: usize = 2;
+
+/// One write to the track, decided under the producer's queue lock and carried out by
+/// [`GroupWriter::apply`] outside it, in order.
+#[derive(Debug)]
+pub(crate) enum TrackWrite {
+    /// An audio frame of `generation` stamped `timestamp_us`.
+    Frame {
+        timestamp_us: u64,
+        generation: u64,
+        payload: Bytes,
+    },
+    /// A new generation: close (`reset`: reset) the old one's groups, then its marker group.
+    Cut {
+        reset: bool,
+        at_us: u64,
+        generation: u64,
+        event: Event,
+    },
+    /// The finish marker of `generation` (before [`TrackWrite::End`]).
+    Marker {
+        at_us: u64,
+        generation: u64,
+        event: Event,
+    },
+    /// Close the open group and end the track cleanly.
+    End,
+}
 
 /// Writes one track's groups.
 pub(crate) struct GroupWriter {
@@ -45,17 +77,55 @@ impl GroupWriter {
         }
     }
 
+    /// Carry out one [`TrackWrite`]. Only a frame's failure is returned (the track is gone:
+    /// the producer fails); a marker that cannot be written is logged (the generation in every
+    /// frame still makes listeners cut over), and ending a track that is already closed is not
+    /// an error.
+    ///
+    /// # Errors
+    /// [`crate::Error::Moq`] when a frame cannot be written because the track is closed.
+    pub(crate) fn apply(&mut self, write: TrackWrite) -> Result<()> {
+        match write {
+            TrackWrite::Frame {
+                timestamp_us,
+                generation,
+                payload,
+            } => return self.write(timestamp_us, generation, payload),
+            TrackWrite::Cut {
+                reset,
+                at_us,
+                generation,
+                event,
+            } => {
+                self.end_generation(reset);
+                if let Err(e) = self.marker(at_us, generation, event) {
+                    tracing::warn!(%e, "could not publish the generation marker");
+                }
+            }
+            TrackWrite::Marker {
+                at_us,
+                generation,
+                event,
+            } => {
+                if let Err(e) = self.marker(at_us, generation, event) {
+                    tracing::warn!(%e, "could not publish the end marker");
+                }
+            }
+            TrackWrite::End => {
+                if let Err(e) = self.finish() {
+                    tracing::debug!(%e, "the track was already closed at its end");
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Append an audio frame of `generation` stamped `timestamp_us`, opening and closing groups
     /// every `group_frames` frames.
     ///
     /// # Errors
     /// [`crate::Error::Moq`] when the track is closed (the session ended).
-    pub(crate) fn write(
-        &mut self,
-        timestamp_us: u64,
-        generation: u64,
-        payload: Bytes,
-    ) -> Result<()> {
+    fn write(&mut self, timestamp_us: u64, generation: u64, payload: Bytes) -> Result<()> {
         let frame = Frame {
             timestamp_us,
             generation,
@@ -86,7 +156,7 @@ impl GroupWriter {
     /// either way; a stock hang player (no generations) stalls on the hole a reset leaves and
     /// then drops up to 100 ms of the new reply to catch up (measured, see
     /// [`crate::publish::ProducerOptions::reset_in_flight`]).
-    pub(crate) fn end_generation(&mut self, reset: bool) {
+    fn end_generation(&mut self, reset: bool) {
         if reset {
             self.reset_unsent();
         } else {
@@ -99,7 +169,7 @@ impl GroupWriter {
 
     /// Reset the open group and the recent ones: their unsent bytes die in the sender (and in
     /// relays, which pass the reset on).
-    pub(crate) fn reset_unsent(&mut self) {
+    fn reset_unsent(&mut self) {
         if let Some((group, _)) = self.open.take() {
             let _ = group.abort(moq_net::Error::Cancel);
         }
@@ -119,7 +189,7 @@ impl GroupWriter {
     ///
     /// # Errors
     /// [`crate::Error::Moq`] when the track is closed.
-    pub(crate) fn marker(&mut self, at_us: u64, generation: u64, event: Event) -> Result<()> {
+    fn marker(&mut self, at_us: u64, generation: u64, event: Event) -> Result<()> {
         let at = at_us.max(self.last_ts_us);
         let mut group = self.track.append_group()?;
         Frame::marker(at, generation, event, self.channels).write_to(&mut group)?;
@@ -129,7 +199,7 @@ impl GroupWriter {
     }
 
     /// Close the open group and end the track cleanly.
-    pub(crate) fn finish(&mut self) -> Result<()> {
+    fn finish(&mut self) -> Result<()> {
         if let Some((group, _)) = self.open.take() {
             group.finish()?;
         }

@@ -4,8 +4,10 @@
 //! - [`options`]: [`ProducerOptions`] and the one place defaults live.
 //! - [`encode`]: PCM → (resample) → Opus packets of one frame each.
 //! - [`pacer`]: when each frame may go out, and its timestamp (only a lead ahead of playout).
+//! - [`pcm_queue`](self): the written PCM not yet encoded, as the writers' own buffers.
 //! - [`queue`](self): the state writers, `flush()` and the pump share under one lock.
-//! - [`groups`](self): frames into MoQ groups; what a flush resets; marker groups.
+//! - [`groups`](self): frames into MoQ groups under a lock of their own; what a flush resets;
+//!   marker groups.
 //! - [`pump`](self): the task that encodes ahead and hands frames out at their due time.
 //! - [`producer`]: [`AudioProducer`], the public API (write, flush, mark, finish, cancel).
 //! - [`marks`]: marks and heard-up-to, resolved from listener playout reports.
@@ -15,6 +17,7 @@ mod groups;
 pub mod marks;
 pub mod options;
 pub mod pacer;
+mod pcm_queue;
 pub mod producer;
 mod pump;
 mod queue;

@@ -3,8 +3,9 @@
 //! ```text
 //! write(pcm) ─► queue ─► pump: resample + Opus encode ─► frames ─► pacer ─► GroupWriter ─► track
 //!                 ▲ capacity (write waits)                          ▲ hands frame k at its due time
-//! flush(): generation += 1; the queue, the encoded frames and the groups in flight are dropped,
-//! all under the one lock the pump also takes to hand out a frame.
+//! flush(): generation += 1 and the queue and the encoded frames are dropped, under the one
+//! lock the pump also takes to hand out a frame; the pump then ends the old groups in flight and
+//! writes the marker before any new frame (State::write_cut).
 //! ```
 //! See [`super::queue`] for the shared state and [`super::pump`] for the task.
 
@@ -12,10 +13,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::encode::EncodePipeline;
-use super::groups::GroupWriter;
+use super::groups::{GroupWriter, TrackWrite};
 use super::marks::{Heard, ListenerPlayout, MarkEvent, MarkTracker};
 use super::options::ProducerOptions;
 use super::pacer::Pacer;
+use super::pcm_queue::PcmQueue;
 use super::queue::{Shared, State, Status};
 use crate::codec::opus::codec_rate;
 use crate::codec::pcm::Pcm;
@@ -114,12 +116,11 @@ impl AudioProducer {
         let state = State {
             generation: 0,
             status: Status::Open,
-            pcm: Default::default(),
+            pcm: PcmQueue::default(),
             in_encoder: 0,
             codec_pending: 0,
             frames: Default::default(),
             pacer: Pacer::new(now, options.lead, options.frame_duration.duration()),
-            groups: GroupWriter::new(track, options.group_frames, options.channels),
             sent_frames: 0,
             written: 0,
             drained: false,
@@ -130,9 +131,12 @@ impl AudioProducer {
             disconnected: false,
             carried_from: None,
             hold_until: None,
+            cut: None,
+            trash: Vec::new(),
         };
         let rate = codec_rate(options.sample_rate);
-        let shared = Arc::new(Shared::new(state, options, rate, demand));
+        let groups = GroupWriter::new(track, options.group_frames, options.channels);
+        let shared = Arc::new(Shared::new(state, options, rate, demand, groups));
         tokio::spawn(super::pump::run(shared.clone(), pipeline));
         Ok(Self {
             _guard: Arc::new(DropGuard(shared.clone())),
@@ -199,11 +203,12 @@ impl AudioProducer {
             if !st.same_stream(write.generation) {
                 return Ok(Ok(WriteOutcome::Flushed));
             }
-            if write.samples.len() > st.room(shared) {
+            let len = write.samples.len();
+            if len > st.room(shared) {
                 return Ok(Err(write));
             }
-            st.pcm.extend(&write.samples);
-            st.written += write.samples.len() as u64;
+            st.pcm.push(write.samples);
+            st.written += len as u64;
             st.last_write = Instant::now();
         }
         shared.work.notify_one();
@@ -216,13 +221,13 @@ impl AudioProducer {
     ///
     /// # Errors
     /// [`Error::Closed`] if the producer was finished or cancelled meanwhile.
-    pub async fn write_prepared(&self, write: PendingWrite) -> Result<WriteOutcome> {
+    pub async fn write_prepared(&self, mut write: PendingWrite) -> Result<WriteOutcome> {
         let shared = &self.shared;
+        let total = write.samples.len();
         let mut offset = 0;
         loop {
             let notified = shared.space.notified();
             tokio::pin!(notified);
-            notified.as_mut().enable();
             {
                 let mut st = shared.lock();
                 st.check_writable(shared)?;
@@ -232,14 +237,25 @@ impl AudioProducer {
                 let room = st.room(shared);
                 // Keep whole sample frames together.
                 let room = room - room % shared.options.channels as usize;
-                let take = room.min(write.samples.len() - offset);
-                st.pcm.extend(&write.samples[offset..offset + take]);
+                let take = room.min(total - offset);
+                if take == total {
+                    // All of it at once (the usual case): the buffer moves in, uncopied.
+                    st.pcm.push(std::mem::take(&mut write.samples));
+                } else {
+                    st.pcm.push(write.samples[offset..offset + take].to_vec());
+                }
                 st.written += take as u64;
                 st.last_write = Instant::now();
                 offset += take;
+                if offset < total {
+                    // Wait for room, registered before the lock is let go: the pump and flush()
+                    // notify after they take it. Only then, so that a write that fits (the usual
+                    // case) does not take the notifier's own lock, which flush() also takes.
+                    notified.as_mut().enable();
+                }
             }
             shared.work.notify_one();
-            if offset == write.samples.len() {
+            if offset == total {
                 return Ok(WriteOutcome::Queued);
             }
             notified.await;
@@ -257,12 +273,14 @@ impl AudioProducer {
 
     /// Drop everything not yet played and start a new generation; the track stays open.
     ///
-    /// Atomically with respect to the pacer and writers: increments the generation, drops the
-    /// PCM queue and the encoded frames not yet handed out, resets the flushed generation's
-    /// groups that may still hold unsent bytes (QUIC RESET_STREAM), and writes the new
-    /// generation's marker group so listeners cut over now, in band. Wakes writers waiting on a
-    /// full queue; their remaining samples are dropped. The next write plays at once. Never waits
-    /// on the network or a writer (a lock and a few counters); safe from any thread.
+    /// Atomically with respect to the pacer and writers: increments the generation and drops the
+    /// PCM queue and the encoded frames not yet handed out. Then it wakes the pump, which, before
+    /// it hands out any frame of the new generation, closes the flushed generation's groups in
+    /// flight (resets them, QUIC RESET_STREAM, per [`ProducerOptions::reset_in_flight`]) and
+    /// writes the new generation's marker group so listeners cut over in band. Wakes writers
+    /// waiting on a full queue; their remaining samples are dropped. The next write plays at once.
+    /// Never touches the network or waits on a writer (a lock and a few counters); safe from any
+    /// thread.
     ///
     /// On a finished or cancelled producer it changes nothing and reports zeros.
     pub fn flush(&self) -> FlushReport {
@@ -445,7 +463,7 @@ impl AudioProducer {
             return;
         }
         let generation = st.generation;
-        st.pcm.clear();
+        let _pcm = st.pcm.take_all(); // freed after the lock is let go
         st.frames.clear();
         st.marks.flush(generation, Instant::now());
         shared.fail(&mut st, error);
@@ -464,11 +482,13 @@ fn cancel(shared: &Shared) {
     st.start_generation(shared, Event::Cancel);
     st.marks.flush(cancelled, Instant::now());
     st.status = Status::Cancelled;
-    // A clean end after the cancel marker: relays pass a finish on, not a reset's error code.
-    if let Err(e) = st.groups.finish() {
+    // The cancel marker, then a clean end: relays pass a finish on, not a reset's error code.
+    let mut writes = Vec::new();
+    st.take_cut(&mut writes);
+    writes.push(TrackWrite::End);
+    if let Err(e) = shared.write_track(st, writes) {
         tracing::debug!(%e, "the track was already closed at cancel");
     }
-    drop(st);
     shared.space.notify_waiters();
     shared.work.notify_one();
     shared.done.send_replace(true);

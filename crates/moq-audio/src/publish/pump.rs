@@ -1,13 +1,16 @@
 //! The producer's task: encodes a little ahead, hands each frame to the track at its due time,
 //! finishes the track.
 //!
-//! It encodes outside the lock and re-checks the generation before queueing what it encoded, so
-//! `flush()` only ever waits for the queue lock, never for libopus, the network or a writer.
+//! It encodes outside the lock and re-checks the generation before queueing what it encoded, and
+//! it decides under the lock what goes on the track but writes it after (see
+//! [`Shared::write_track`]), so `flush()` only ever waits for the queue lock, never for libopus,
+//! the network or a writer.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::encode::EncodePipeline;
+use super::groups::TrackWrite;
 use super::queue::{Shared, State, Status};
 
 /// Frames the pump keeps encoded ahead of the pacer. Small, so a flush drops mostly unencoded
@@ -30,6 +33,8 @@ enum Job {
     },
     Wait(Option<Instant>),
     Exit,
+    /// The track ends with this batch of writes: then say `done`.
+    Finished,
 }
 
 /// Run until the producer is finished or cancelled.
@@ -41,7 +46,9 @@ pub(crate) async fn run(shared: Arc<Shared>, mut pipeline: EncodePipeline) {
         let notified = shared.work.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        let job = {
+        let mut writes = Vec::new();
+        let trash; // what a flush dropped, freed here with the lock let go
+        let (job, st) = {
             let mut st = shared.lock();
             if st.generation != epoch {
                 // A flush starts a new stream for the codec; a reconnect carries the stream on.
@@ -54,10 +61,29 @@ pub(crate) async fn run(shared: Arc<Shared>, mut pipeline: EncodePipeline) {
                     }
                 }
             }
-            next_job(&shared, &mut st, in_frame)
+            // A flush or reconnect left its marker to us: before any frame of the new generation.
+            st.take_cut(&mut writes);
+            trash = std::mem::take(&mut st.trash);
+            let job = next_job(&shared, &mut st, in_frame, &mut writes);
+            (job, st)
         };
+        let written = shared.write_track(st, writes);
+        drop(trash);
+        if let Err(e) = written {
+            let mut st = shared.lock();
+            if !st.is_closed() {
+                shared.fail(&mut st, e);
+            }
+            drop(st);
+            shared.space.notify_waiters();
+            return;
+        }
         let result = match job {
             Job::Exit => return,
+            Job::Finished => {
+                shared.done.send_replace(true);
+                return;
+            }
             Job::Wait(deadline) => {
                 match deadline {
                     Some(at) => {
@@ -101,8 +127,8 @@ pub(crate) async fn run(shared: Arc<Shared>, mut pipeline: EncodePipeline) {
     }
 }
 
-/// Under the lock: hand out due frames, then decide what the pump does next.
-fn next_job(shared: &Shared, st: &mut State, in_frame: usize) -> Job {
+/// Under the lock: hand out due frames (into `writes`), then decide what the pump does next.
+fn next_job(shared: &Shared, st: &mut State, in_frame: usize, writes: &mut Vec<TrackWrite>) -> Job {
     if st.is_closed() {
         return Job::Exit;
     }
@@ -113,10 +139,11 @@ fn next_job(shared: &Shared, st: &mut State, in_frame: usize) -> Job {
         let Some(ts) = st.pacer.take(now) else { break };
         let packet = st.frames.pop_front().expect("non-empty");
         let generation = st.generation;
-        if let Err(e) = st.groups.write(ts, generation, packet) {
-            shared.fail(st, e);
-            return Job::Exit;
-        }
+        writes.push(TrackWrite::Frame {
+            timestamp_us: ts,
+            generation,
+            payload: packet,
+        });
         let index = st.sent_frames;
         st.marks.sent(generation, index, ts, shared.frame_us());
         st.sent_frames += 1;
@@ -125,7 +152,7 @@ fn next_job(shared: &Shared, st: &mut State, in_frame: usize) -> Job {
     if st.frames.len() < ENCODE_AHEAD {
         if !st.pcm.is_empty() {
             let n = in_frame.min(st.pcm.len());
-            let samples: Vec<f32> = st.pcm.drain(..n).collect();
+            let samples = st.pcm.take(n);
             st.in_encoder = n;
             return Job::Encode {
                 samples,
@@ -155,13 +182,9 @@ fn next_job(shared: &Shared, st: &mut State, in_frame: usize) -> Job {
     }
     if st.status == Status::Finishing && st.drained && st.frames.is_empty() {
         // Say so in band: a relay that goes away also ends the track cleanly for its subscribers.
-        st.announce_finish();
-        if let Err(e) = st.groups.finish() {
-            tracing::debug!(%e, "the track was already closed at finish");
-        }
+        st.take_finish(writes);
         st.status = Status::Finished;
-        shared.done.send_replace(true);
-        return Job::Exit;
+        return Job::Finished;
     }
     Job::Wait(if st.disconnected {
         None // woken by the reconnect
