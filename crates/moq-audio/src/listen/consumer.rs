@@ -300,19 +300,15 @@ impl AudioConsumer {
     /// [`Error::Opus`] for a packet libopus cannot decode (the consumer stays usable).
     pub async fn next(&mut self) -> Result<Option<AudioFrame>> {
         loop {
-            let Some(Packet { frame }) = self.packets.recv().await else {
+            let before = self.generation;
+            let Some(frame) = self.next_packet().await else {
                 return Ok(None);
             };
-            match self.generation {
-                Some(g) if frame.generation < g => continue, // stale: never go back
-                Some(g) if frame.generation == g => {}
-                _ => {
-                    // A new generation: a new stream for the codec and resampler.
-                    self.decoder.reset()?;
-                    if let Some(r) = &mut self.resampler {
-                        r.reset();
-                    }
-                    self.generation = Some(frame.generation);
+            if before != Some(frame.generation) {
+                // A new generation: a new stream for the codec and resampler.
+                self.decoder.reset()?;
+                if let Some(r) = &mut self.resampler {
+                    r.reset();
                 }
             }
             if frame.event.is_some() || frame.payload.is_empty() {
