@@ -14,10 +14,17 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 class Child:
-    def __init__(self, role: str, args: dict[str, Any]) -> None:
+    """A child process speaking a line protocol: it prints `ready`, `result {json}`, `error ...`
+    lines and reads commands on stdin.
+
+    By default the child is `bench/workers.py ROLE ARGS`; `command` replaces the part before
+    ROLE (e.g. `[script, "--role"]` for a script that hosts its own roles).
+    """
+
+    def __init__(self, role: str, args: dict[str, Any], command: list[str] | None = None) -> None:
         self.role = role
         self.proc = subprocess.Popen(
-            [sys.executable, os.path.join(HERE, "workers.py"), role, json.dumps(args)],
+            [sys.executable, *(command or [os.path.join(HERE, "workers.py")]), role, json.dumps(args)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=None,  # inherit: the child's warnings show up in the run's stderr

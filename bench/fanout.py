@@ -36,10 +36,8 @@ import asyncio
 import contextlib
 import json
 import os
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -50,6 +48,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from _common import log, speech_like, summary
+from children import Child
 
 RATE = 24_000
 REPLY_S = 10.0
@@ -229,75 +228,28 @@ async def sinks_role(args: dict[str, Any]) -> None:
 ROLES = {"agent": agent_role, "listeners": listeners_role, "sinks": sinks_role}
 
 
-class Child:
-    """A child process of this script speaking the line protocol above."""
-
-    def __init__(self, role: str, args: dict[str, Any]) -> None:
-        self.role = role
-        self.proc = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), "--role", role, json.dumps(args)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            bufsize=1,
-        )
-        self.lines: list[str] = []
-        self._cv = threading.Condition()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            with self._cv:
-                self.lines.append(line.rstrip("\n"))
-                self._cv.notify_all()
-        with self._cv:
-            self.lines.append("<eof>")
-            self._cv.notify_all()
-
-    def expect(self, prefix: str, timeout: float = 120.0) -> str:
-        deadline = time.monotonic() + timeout
-        with self._cv:
-            while True:
-                for i, line in enumerate(self.lines):
-                    if line.startswith(prefix):
-                        del self.lines[: i + 1]
-                        return line[len(prefix) :].strip()
-                    if line == "<eof>" or line.startswith("error "):
-                        raise RuntimeError(f"{self.role} child: {line}")
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError(f"{self.role} child: no {prefix!r} within {timeout} s")
-                self._cv.wait(left)
-
-    def send(self, line: str) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(line + "\n")
-        self.proc.stdin.flush()
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
+def spawn(role: str, args: dict[str, Any]) -> Child:
+    """A child process of this script in `role` (see `--role`), speaking the line protocol above."""
+    return Child(role, args, command=[str(Path(__file__).resolve()), "--role"])
 
 
 # --- driver ----------------------------------------------------------------------------------------
 
 
 def trial(cluster: Any, n: int, path: str, answer: bool) -> dict[str, Any]:
-    agent = Child("agent", {"url": cluster.a.url, "path": path, "answer": answer})
+    agent = spawn("agent", {"url": cluster.a.url, "path": path, "answer": answer})
     children: list[Child] = []
     sinks: list[Child] = []
     try:
         agent.expect("ready", 60)
         measured = min(n, MEASURED)
         if n > measured:
-            sinks.append(Child("sinks", {"url": cluster.b.url, "path": path, "count": n - measured}))
+            sinks.append(spawn("sinks", {"url": cluster.b.url, "path": path, "count": n - measured}))
         per = min(MAX_PER_PROCESS, max(1, -(-measured // PROCESSES)))
         left, k = measured, 0
         while left > 0:
             count = min(per, left)
-            children.append(Child("listeners", {"url": cluster.b.url, "path": path, "count": count, "name": f"p{k}"}))
+            children.append(spawn("listeners", {"url": cluster.b.url, "path": path, "count": count, "name": f"p{k}"}))
             left -= count
             k += 1
         for c in [*sinks, *children]:
