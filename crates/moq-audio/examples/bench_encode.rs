@@ -172,26 +172,31 @@ fn median(v: &mut [f64]) -> f64 {
     }
 }
 
-fn json_list(v: &[f64]) -> String {
-    let items: Vec<String> = v.iter().map(|x| format!("{x:.6}")).collect();
-    format!("[{}]", items.join(","))
-}
-
 fn main() {
     let args = parse_args();
-    let mut rate_objs = Vec::new();
+    let mut rates = serde_json::Map::new();
     for &rate in &args.rates {
         // Rates libopus cannot take are resampled by the pipeline; the raw baseline runs at 48 kHz.
         let native = moq_audio::codec::opus::OPUS_RATES.contains(&rate);
         let base_rate = if native { rate } else { 48_000 };
+        let to_f32 =
+            |pcm: &[i16]| -> Vec<f32> { pcm.iter().map(|&v| v as f32 / 32768.0).collect() };
         let base_i16 = speech_like(base_rate, args.seconds);
-        let base_f32: Vec<f32> = base_i16.iter().map(|&v| v as f32 / 32768.0).collect();
+        let base_f32 = to_f32(&base_i16);
         let (in_i16, in_f32) = if native {
             (base_i16.clone(), base_f32.clone())
         } else {
             let i = speech_like(rate, args.seconds);
-            let f = i.iter().map(|&v| v as f32 / 32768.0).collect();
+            let f = to_f32(&i);
             (i, f)
+        };
+        // The raw baselines run at the base rate, the rest at the tested rate.
+        let input = |v: &str| -> (u32, &[i16], &[f32]) {
+            if v.starts_with("raw") {
+                (base_rate, &base_i16, &base_f32)
+            } else {
+                (rate, &in_i16, &in_f32)
+            }
         };
         let variants: Vec<&str> = if native {
             vec![
@@ -204,42 +209,19 @@ fn main() {
         } else {
             vec!["raw_libopus_f32", "pipeline_i16"]
         };
-        // Warm-up pass of each (page faults, caches, CPU frequency).
+        // Warm-up pass of each on 2 s (page faults, caches, CPU frequency).
         for v in &variants {
-            let (pi, pf) = if v.starts_with("raw") {
-                (&base_i16, &base_f32)
-            } else {
-                (&in_i16, &in_f32)
-            };
-            let r = if v.starts_with("raw") {
-                base_rate
-            } else {
-                rate
-            };
-            run_variant(
-                v,
-                r,
-                &pi[..pi.len().min(r as usize * 2)],
-                &pf[..pf.len().min(r as usize * 2)],
-            );
+            let (r, pi, pf) = input(v);
+            let two_s = r as usize * 2;
+            run_variant(v, r, &pi[..pi.len().min(two_s)], &pf[..pf.len().min(two_s)]);
         }
         let mut times: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
         let mut counts = vec![(0usize, 0usize); variants.len()];
         for round in 0..args.rounds {
             for k in 0..variants.len() {
                 let idx = (k + round) % variants.len();
-                let v = variants[idx];
-                let (pi, pf) = if v.starts_with("raw") {
-                    (&base_i16, &base_f32)
-                } else {
-                    (&in_i16, &in_f32)
-                };
-                let r = if v.starts_with("raw") {
-                    base_rate
-                } else {
-                    rate
-                };
-                let (t, p, b) = run_variant(v, r, pi, pf);
+                let (r, pi, pf) = input(variants[idx]);
+                let (t, p, b) = run_variant(variants[idx], r, pi, pf);
                 times[idx].push(t);
                 counts[idx] = (p, b);
             }
@@ -250,30 +232,35 @@ fn main() {
             );
         }
         let raw_med = median(&mut times[0].clone());
-        let mut vobjs = Vec::new();
+        let mut vobjs = serde_json::Map::new();
         for (i, v) in variants.iter().enumerate() {
             let med = median(&mut times[i].clone());
             let frames = counts[i].0.max(1);
-            vobjs.push(format!(
-                "\"{v}\":{{\"median_s\":{med:.6},\"times_s\":{},\"packets\":{},\"bytes\":{},\"us_per_frame\":{:.3},\"realtime_factor\":{:.1},\"ratio_vs_raw_f32\":{:.4}}}",
-                json_list(&times[i]),
-                counts[i].0,
-                counts[i].1,
-                med / frames as f64 * 1e6,
-                args.seconds / med,
-                med / raw_med
-            ));
+            vobjs.insert(
+                v.to_string(),
+                serde_json::json!({
+                    "median_s": med,
+                    "times_s": times[i],
+                    "packets": counts[i].0,
+                    "bytes": counts[i].1,
+                    "us_per_frame": med / frames as f64 * 1e6,
+                    "realtime_factor": args.seconds / med,
+                    "ratio_vs_raw_f32": med / raw_med,
+                }),
+            );
         }
-        rate_objs.push(format!(
-            "\"{rate}\":{{\"native_opus_rate\":{native},\"raw_rate\":{base_rate},\"variants\":{{{}}}}}",
-            vobjs.join(",")
-        ));
+        rates.insert(
+            rate.to_string(),
+            serde_json::json!({"native_opus_rate": native, "raw_rate": base_rate, "variants": vobjs}),
+        );
     }
-    println!(
-        "{{\"audio_seconds\":{},\"rounds\":{},\"frame_ms\":20,\"channels\":1,\"libopus\":\"{}\",\"rates\":{{{}}}}}",
-        args.seconds,
-        args.rounds,
-        opus::version(),
-        rate_objs.join(",")
-    );
+    let out = serde_json::json!({
+        "audio_seconds": args.seconds,
+        "rounds": args.rounds,
+        "frame_ms": 20,
+        "channels": 1,
+        "libopus": opus::version(),
+        "rates": rates,
+    });
+    println!("{out}");
 }
