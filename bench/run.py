@@ -243,7 +243,7 @@ def main() -> int:
     log(f"moq-audio bench: {', '.join(selected)} → {out} (python: {python})")
     t_start = time.monotonic()
     meta = machine_meta(python)
-    meta.update({"quick": args.quick, "command": command.strip()})
+    meta.update({"quick": args.quick, "commands": [command.strip()]})
 
     results_path = os.path.join(out, "results.json")
     if args.report_only:
@@ -272,6 +272,7 @@ def main() -> int:
             res = json.load(fh)
         os.remove(tmp)
         res["measured_at"] = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        res["command"] = command.strip()
         results["measurements"][name] = res
         durations[name] = round(time.monotonic() - t0, 1)
         log(f"== {name} done in {durations[name]:.0f} s")
@@ -282,7 +283,9 @@ def main() -> int:
         meta["libopus"] = results["measurements"]["encode"].get("libopus")
     if args.only and "meta" in results:
         meta["duration_s"] = sum(durations.values())
-        meta["command"] = results["meta"].get("command", meta["command"]) + f"; then `{command.strip()}`"
+        from report import commands_of
+
+        meta["commands"] = commands_of(results["meta"]) + meta["commands"]
     results["meta"] = meta
     results["failed"] = failed
     with open(results_path, "w") as fh:
