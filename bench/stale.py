@@ -44,7 +44,7 @@ async def moq_audio_trial(
     try:
         await bot.write(reply)
         await asyncio.wait_for(player.wait_rendered(INTERRUPT_MS, generation=0), 20)
-        flush_frame = player.report()["rendered_frames"]
+        flush_frame = player.report().rendered_frames
         t_flush = time.perf_counter()
         rep = bot.flush()
         t_first = None
@@ -225,6 +225,9 @@ async def run_async(quick: bool, trials: int | None) -> dict[str, Any]:
     for key, rows in results.items():
         impl, variant, lead_text = key.split("|")
         ok = [x for x in rows if "error" not in x]
+        if not ok:
+            # Every trial of a configuration failing is a broken benchmark, not a result.
+            raise RuntimeError(f"stale: every trial of {key} failed: {rows[0]['error']}")
         entry: dict[str, Any] = {
             "impl": impl,
             "variant": variant,
