@@ -169,6 +169,16 @@ def flush_to_audio_section(r: dict, out: str) -> list[str]:
             "includes up to 10 ms of quantisation and the asyncio wake-up). It includes the ≤ 5 ms fade of the old "
             "generation, which the Player renders first."
         ),
+        "",
+        (
+            "*Why 20–40 ms and not the 5 ms of the 2026-11-21 run:* since wire format v2 (issue 12) the producer keeps its "
+            "pacing schedule across a flush, so stock hang players see no burst and skip nothing. A reply written the "
+            "instant after `flush()` therefore goes out in real time behind the lead the old reply had taken, and the "
+            "Player waits for its jitter target of it. After a pause the pacer re-anchors at now and the lead goes out at "
+            "once: in a probe on this machine (2026-11-22, 3 trials each, lead 60 ms, target 40 ms) the first new sample "
+            "played 31–40 ms after a write made right after the flush and within one 10 ms render quantum of a write made "
+            "300 ms after it. That pause is the usual barge-in, where the agent waits for the user to finish."
+        ),
     ]
     return L
 
