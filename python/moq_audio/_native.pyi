@@ -129,7 +129,13 @@ class AudioProducer:
         dropped (part of) it meanwhile.
         """
     def write_blocking(self, pcm: _PcmLike) -> bool:
-        """Like ``write`` for threads: blocks (GIL released) while the queue is full."""
+        """Like ``write`` for threads: blocks (GIL released) while the queue is full.
+
+        A write that fits is queued at once with the GIL held (a push, cheaper than releasing
+        the GIL). Returns ``True`` when all of ``pcm`` was queued, ``False`` when a flush dropped
+        (part of) it while it waited. Raises ``ValueError`` for bad PCM (nothing queued) and
+        ``ClosedError`` after ``finish()``/``cancel()``.
+        """
     def flush(self) -> FlushReport:
         """Drop everything not yet played and start a new generation; the track stays open.
 

@@ -87,6 +87,13 @@ impl AudioProducer {
     /// Like `write` but blocking the calling thread (the GIL is released while it waits).
     fn write_blocking(&self, py: Python<'_>, pcm: &Bound<'_, PyAny>) -> PyResult<bool> {
         let pending = self.prepare(py, pcm)?;
+        // A write that fits is queued with the GIL held, as in `write`: it takes the queue lock
+        // for a push, less than releasing and re-taking the GIL costs, and a writer thread then
+        // never holds the queue lock while `flush()` (which keeps the GIL) waits for it.
+        let pending = match self.inner.try_write(pending).map_err(to_py)? {
+            Ok(outcome) => return Ok(outcome == moq_audio::WriteOutcome::Queued),
+            Err(pending) => pending,
+        };
         let inner = self.inner.clone();
         detach(py, move || {
             Ok(runtime().block_on(inner.write_prepared(pending))?
