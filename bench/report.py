@@ -209,6 +209,7 @@ def flush_section(r: dict, out: str) -> list[str]:
         s = v["summary"]
         L.append(f"| {k} | {s['n']} | {f(s['median'])} | {f(s['p95'])} | {f(s['p99'])} | {f(s['max'], 0)} |")
     wr = r["conditions"].get("writer thread", {}).get("writes_during") or 0
+    rounds = r["conditions"].get("writer thread", {}).get("round_p99") or []
     slow = [
         f"{k}: {v['over_100us']['calls']} ({v['over_100us']['preempted']} preempted, {v['over_100us']['blocked']} blocked)"
         for k, v in r["conditions"].items()
@@ -224,9 +225,24 @@ def flush_section(r: dict, out: str) -> list[str]:
             "while a second Python thread calls `write_blocking` with 20 ms chunks in a loop, flat out "
             f"({wr:,} writes during the run, most of them into a queue that each flush had just emptied), and while it writes "
             "a 20 ms chunk every 6.7 ms (a TTS engine at 3x real time). The producer, the embedded server and the Player all "
-            "run in this process, on 2 cores."
+            "run in this process, on 2 cores. A `write_blocking` that fits is queued with the GIL held "
+            "(since 2026-11-22; before, it released the GIL for every write), so the writer thread never holds the queue "
+            "lock while `flush()`, which keeps the GIL, waits for it (it does, with the GIL released, when the queue is "
+            "full); the producer's pump still takes that lock on a Tokio thread."
         ),
     ]
+    if len(rounds) > 1:
+        met = sum(1 for p in rounds if p <= 100.0)
+        L += [
+            "",
+            (
+                f"The writer-thread row pools {len(rounds)} rounds of {r['n']:,} calls, each with a fresh writer thread. "
+                "p99 per round: " + ", ".join(f"{p:.0f}" for p in rounds) + f" µs ({met} of {len(rounds)} at or under "
+                "100 µs). A round's tail depends on where the kernel puts the threads: when the pump's Tokio worker, "
+                "woken by `flush()`, lands on the flushing thread's core, it runs first (the cut, and the embedded "
+                "server and Player tasks it wakes) and the call waits for it (the *preempted* calls below)."
+            ),
+        ]
     if slow:
         L += [
             "",
