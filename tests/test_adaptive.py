@@ -53,10 +53,10 @@ def last_frame(report: Any, generation: int) -> int:
     return max(s.start + s.frames for s in report.segments if s.generation == generation and not s.fade)
 
 
-# One rerun, for this assertion only: in one full CI run out of many (2026-11-22, a busy 2-core
-# machine) the target had already risen to 80 ms before the outage, the outage cost only 10 ms
-# of concealment, and the target did not rise further. It passes alone and in the suite's other
-# runs; any other failure counts at once.
+# One rerun, for the growth assertion only: in one full CI run out of many (2026-11-22, a busy
+# 2-core machine) the target had already risen to 80 ms before the outage, the outage cost only
+# 10 ms of concealment, and the target did not rise further. It passes alone and in the suite's
+# other runs; any other failure counts at once.
 @pytest.mark.flaky(reruns=1, only_rerun=["the target grew after the late frames"])
 async def test_late_audio_raises_the_target_and_the_gap_is_concealed_not_silent(tmp_path: Path) -> None:
     """A 300 ms outage of the downstream path: the frames sent meanwhile are retransmitted, i.e.
@@ -77,10 +77,16 @@ async def test_late_audio_raises_the_target_and_the_gap_is_concealed_not_silent(
         finally:
             producer.cancel()
     assert proxy.down.dropped > 0, proxy.stats()
+    # Before the outage the target is the clean path's (~40 ms here). Not asserted at <= 100 ms:
+    # as the first test of three CI runs on 2026-11-22 a single 90-130 ms hiccup of the cold
+    # machine in the first second (one underrun, 10 ms concealed) rightly raised it to 80-160 ms
+    # (a delay peak is held 20 s, delay.rs). What is asserted is that the outage raised it
+    # further, to cover the ~300 ms the frames sent meanwhile were late.
     start = before.stats.target_ms
-    assert start <= 100, f"a 25 ms ±5 ms path needs no deep buffer: {before.stats}"
     stats = report.stats
-    assert stats.target_ms >= start + 100, f"the target grew after the late frames: {before.stats} -> {stats}"
+    assert start < 250 <= stats.target_ms and stats.target_ms >= start + 100, (
+        f"the target grew after the late frames: {before.stats} -> {stats}"
+    )
     assert stats.concealed_ms > 0, stats
     assert any(s.concealed for s in report.segments), "concealed stretches are marked in the report"
     # Nothing of the utterance was skipped: the late frames played when they came.
