@@ -319,7 +319,10 @@ class Session:
         Args:
             path: broadcast path, relative to the session URL.
             wav_path: write what is rendered here (16-bit PCM WAV; its sample index is the
-                render clock of :meth:`Player.report`).
+                render clock of :meth:`Player.report`), on a thread of its own, so a slow disk
+                does not stall playout. A file that cannot be written (a full disk) ends the
+                player: :meth:`Player.wait` and :meth:`Player.stop` raise :class:`MoqAudioError`
+                naming the file.
             sample_rate: output rate in Hz (default: the broadcast's Opus rate).
             target_ms: audio buffered before playout starts (default 40).
             fade_ms: fade-out of the old generation at a flush, at most 10 (default 5).

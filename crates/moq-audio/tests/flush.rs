@@ -160,6 +160,33 @@ async fn player_renders_at_most_the_fade_of_old_audio_after_the_new_generation_a
     drop(server);
 }
 
+/// A WAV file that cannot be written (a full disk: /dev/full) ends the player with an I/O error
+/// naming the file, instead of a player that seems to play; the write is off the render path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wav_file_that_cannot_be_written_ends_the_player_with_the_io_error() {
+    let (server, publisher, listener) = setup().await;
+    let producer = publisher
+        .publish_audio("bot", ProducerOptions::new(RATE, 1))
+        .unwrap();
+    let consumer = listener
+        .subscribe_audio("bot", ConsumerOptions::default())
+        .await
+        .unwrap();
+    let mut options = PlayerOptions::default();
+    options.wav_path = Some("/dev/full".into());
+    let mut player = Player::start(consumer, options, None).unwrap();
+    producer.write(Pcm::F32(&tone(440.0, 3.0))).await.unwrap();
+    let err = tokio::time::timeout(Duration::from_secs(10), player.wait())
+        .await
+        .expect("the player ended")
+        .expect_err("writing to /dev/full fails");
+    assert!(
+        matches!(err, moq_audio::Error::Io(_)) && err.to_string().contains("/dev/full"),
+        "{err}"
+    );
+    drop(server);
+}
+
 /// The end of an utterance that is not a whole number of Opus frames (and sits in the
 /// resampler's filter delay at 22.05 kHz) still goes out when the writer pauses, so a mark at
 /// the end of it resolves as played.

@@ -35,7 +35,9 @@ pub struct PlayerOptions {
     pub max_target: Duration,
     /// Fade-out at a flush, default 5 ms (at most 10 ms).
     pub fade: Duration,
-    /// Write what is rendered to this WAV file (16-bit PCM at the consumer's rate).
+    /// Write what is rendered to this WAV file (16-bit PCM at the consumer's rate), on a thread
+    /// of its own. A file that cannot be created fails [`Player::start`]; one that cannot be
+    /// written (a full disk) ends the player with [`Error::Io`] naming it.
     pub wav_path: Option<PathBuf>,
     /// Render quantum, default 10 ms (an audio device callback's usual period).
     pub quantum: Duration,
@@ -198,20 +200,15 @@ impl Player {
         let rate = consumer.sample_rate();
         let channels = consumer.channels();
         let wav = match &options.wav_path {
-            Some(path) => Some(
-                hound::WavWriter::create(
-                    path,
-                    hound::WavSpec {
-                        channels: channels as u16,
-                        sample_rate: rate,
-                        bits_per_sample: 16,
-                        sample_format: hound::SampleFormat::Int,
-                    },
-                )
-                .map_err(|e| {
-                    Error::Io(std::io::Error::other(format!("{}: {e}", path.display())).into())
-                })?,
-            ),
+            Some(path) => Some(WavSink::create(
+                path,
+                hound::WavSpec {
+                    channels: channels as u16,
+                    sample_rate: rate,
+                    bits_per_sample: 16,
+                    sample_format: hound::SampleFormat::Int,
+                },
+            )?),
             None => None,
         };
         let mut jopts = JitterOptions::new(rate, channels);
@@ -331,14 +328,77 @@ fn now_ms() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
 }
 
-type Wav = hound::WavWriter<std::io::BufWriter<std::fs::File>>;
+/// The optional WAV file, written on a thread of its own: a write that blocks (a disk busy
+/// with writeback) must not hold up the render clock, which would look like network jitter to
+/// the jitter buffer (and delay every task on that Tokio worker).
+struct WavSink {
+    /// Rendered quanta (interleaved i16 samples) on their way to the writer thread.
+    tx: std::sync::mpsc::Sender<Vec<i16>>,
+    /// The writer thread; `None` once joined.
+    thread: Option<std::thread::JoinHandle<Result<()>>>,
+}
+
+impl WavSink {
+    /// Create the file now (so a bad path is an error from [`Player::start`]) and start the writer.
+    fn create(path: &std::path::Path, spec: hound::WavSpec) -> Result<Self> {
+        let mut writer = hound::WavWriter::create(path, spec).map_err(|e| wav_error(path, e))?;
+        let path = path.to_path_buf();
+        let (tx, rx) = std::sync::mpsc::channel::<Vec<i16>>();
+        let thread = std::thread::Builder::new()
+            .name("moq-audio-wav".into())
+            .spawn(move || {
+                for quantum in rx {
+                    for s in quantum {
+                        writer.write_sample(s).map_err(|e| wav_error(&path, e))?;
+                    }
+                }
+                writer.finalize().map_err(|e| wav_error(&path, e))
+            })
+            .map_err(|e| Error::Io(e.into()))?;
+        Ok(Self {
+            tx,
+            thread: Some(thread),
+        })
+    }
+
+    /// Queue one rendered quantum. Fails with the writer's error if it stopped (a full disk).
+    fn write(&mut self, quantum: Vec<i16>) -> Result<()> {
+        if self.tx.send(quantum).is_ok() {
+            return Ok(());
+        }
+        // The writer ended early, so it failed: its error (it has returned; the join is at once).
+        Err(match self.thread.take().map(|t| t.join()) {
+            Some(Ok(Err(e))) => e,
+            _ => Error::Io(std::io::Error::other("the WAV writer stopped").into()),
+        })
+    }
+
+    /// Write what is queued, finalize the file (its header's length) and return any error.
+    async fn finish(self) -> Result<()> {
+        let Self { tx, thread } = self;
+        drop(tx);
+        let Some(thread) = thread else {
+            return Ok(()); // it failed, and write() returned its error
+        };
+        match tokio::task::spawn_blocking(move || thread.join()).await {
+            Ok(Ok(res)) => res,
+            _ => Err(Error::Io(
+                std::io::Error::other("the WAV writer panicked").into(),
+            )),
+        }
+    }
+}
+
+fn wav_error(path: &std::path::Path, e: hound::Error) -> Error {
+    Error::Io(std::io::Error::other(format!("{}: {e}", path.display())).into())
+}
 
 /// The player's task and everything it owns.
 struct Playout {
     consumer: AudioConsumer,
     jitter: JitterBuffer<OpusPackets>,
     options: PlayerOptions,
-    wav: Option<Wav>,
+    wav: Option<WavSink>,
     feedback: Option<PlayoutFeedback>,
     shared: watch::Sender<PlayerReport>,
     stop: watch::Receiver<bool>,
@@ -348,17 +408,17 @@ struct Playout {
 impl Playout {
     async fn run(mut self) -> Result<()> {
         let result = self.play().await;
-        if let Some(w) = self.wav.take() {
-            w.finalize()
-                .map_err(|e| Error::Io(std::io::Error::other(e.to_string()).into()))?;
-        }
+        let written = match self.wav.take() {
+            Some(w) => w.finish().await,
+            None => Ok(()),
+        };
         if let Some(feedback) = self.feedback.take() {
             let _ = feedback.track.finish();
             drop(feedback.broadcast);
         }
         self.shared.send_modify(|sh| sh.stopped = true);
         self.done.send_replace(true);
-        result
+        result.and(written)
     }
 
     /// Render in real time until stopped, or until the track ended and the buffer ran out.
@@ -402,10 +462,7 @@ impl Playout {
                     out.resize(n * ch, 0.0);
                     let spans = self.jitter.render(&mut out);
                     if let Some(w) = &mut self.wav {
-                        for &s in &out {
-                            w.write_sample(f32_to_i16(s))
-                                .map_err(|e| Error::Io(std::io::Error::other(e.to_string()).into()))?;
-                        }
+                        w.write(out.iter().map(|&s| f32_to_i16(s)).collect())?;
                     }
                     let jitter = &self.jitter;
                     self.shared.send_modify(|sh| {
