@@ -29,7 +29,7 @@ pytest_plugins = ["support.relay"]
 
 #: Extra stale audio a relay may add after a flush, per route, ms: one hop on loopback is well
 #: under 1 ms, but a 2-core CI machine running three processes' event loops can delay the
-#: marker group by a scheduling quantum or two. bench/fanout.py measures the real figure.
+#: marker by a scheduling quantum or two. bench/fanout.py measures the real figure.
 HOP_ALLOWANCE_MS = 40.0
 #: The Player's fade (5 ms default) plus one render quantum (10 ms): the loopback bound
 #: (tests/test_flush.py) on old audio after the new generation arrived.
@@ -93,7 +93,7 @@ async def test_flush_through_the_relay_cuts_old_audio_within_the_loopback_bound_
     assert arrival is not None
     assert report.ms_of(0, after=arrival) <= FADE_AND_QUANTUM_MS
     assert report.frames_of(0, after=first_frame_of(report, 1)) == 0, "old audio after the first new sample"
-    # From the flush() call: the marker group crosses the relay(s) before the listener cuts.
+    # From the flush() call: the marker crosses the relay(s) before the listener cuts.
     stale_ms = report.ms_of(0, after=flush_frame)
     assert stale_ms <= FADE_AND_QUANTUM_MS + route.hops * HOP_ALLOWANCE_MS, (route.name, stale_ms)
     # All of the new sentence played, nothing of it lost at the relay.

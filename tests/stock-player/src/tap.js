@@ -164,3 +164,44 @@ for (const level of ["log", "info", "warn", "error", "debug"]) {
     original(...args);
   };
 }
+
+// Main-thread stalls, as window.stockStalls: every time a 10 ms interval timer fired more than
+// 30 ms late, {perfMs (when it fired), lateMs}. The stock consumer reads, buffers and skips groups
+// on this thread, so a stall here (the machine did not schedule the page) is what makes its
+// latency check throw groups away, flush or no flush; the test reads it to tell a starved page
+// from a wire format the player cannot follow.
+window.stockStalls = [];
+{
+  const PERIOD_MS = 10;
+  const LATE_MS = 30;
+  let last = performance.now();
+  setInterval(() => {
+    const now = performance.now();
+    const late = now - last - PERIOD_MS;
+    if (late > LATE_MS) window.stockStalls.push({ perfMs: now, lateMs: late });
+    last = now;
+  }, PERIOD_MS);
+}
+
+// Stalls of the page's incoming network data, as window.stockNetStalls: every time the page got
+// no stream data for more than 60 ms while it was receiving (the track delivers a 20 ms Opus
+// frame every 20 ms), {perfMs (when data came again), gapMs}. @moq/net reads every WebTransport
+// stream through ReadableStreamDefaultReader.read(), wrapped here without changing what it
+// returns. A real-time player holds about 20 ms of slack (@moq/watch's jitter estimate): a burst
+// after a longer gap overflows its latency budget and it skips a group, flush or no flush.
+window.stockNetStalls = [];
+{
+  const GAP_MS = 60;
+  const read = ReadableStreamDefaultReader.prototype.read;
+  let last;
+  ReadableStreamDefaultReader.prototype.read = function (...args) {
+    return read.apply(this, args).then((result) => {
+      if (!result.done) {
+        const now = performance.now();
+        if (last !== undefined && now - last > GAP_MS) window.stockNetStalls.push({ perfMs: now, gapMs: now - last });
+        last = now;
+      }
+      return result;
+    });
+  };
+}

@@ -4,7 +4,8 @@
 //! players follow a track only at sequence + 1. The generation rides in every frame instead
 //! ([`crate::wire::loc`]). At a flush the writer resets (QUIC RESET_STREAM, through moq-net's
 //! abort) the open group and the last finished ones, which may still hold unsent bytes, and
-//! writes a one-frame marker group so listeners cut over before any new audio exists.
+//! opens the new generation's first group with its marker frame, so listeners cut over before
+//! any new audio exists; the new audio follows in that same group.
 //!
 //! The producer decides what goes on the track under its queue lock, as a batch of
 //! [`TrackWrite`]s, and carries the batch out under the writer's own lock
@@ -35,7 +36,8 @@ pub(crate) enum TrackWrite {
         generation: u64,
         payload: Bytes,
     },
-    /// A new generation: close (`reset`: reset) the old one's groups, then its marker group.
+    /// A new generation: close (`reset`: reset) the old one's groups, then open its first group
+    /// with the marker.
     Cut {
         reset: bool,
         at_us: u64,
@@ -55,7 +57,8 @@ pub(crate) enum TrackWrite {
 /// Writes one track's groups.
 pub(crate) struct GroupWriter {
     track: moq_net::track::Producer,
-    /// The group frames are appended to, and how many it holds.
+    /// The group frames are appended to, and how many audio frames it holds (a marker that
+    /// opened it does not count).
     open: Option<(moq_net::group::Producer, u32)>,
     /// Recently finished groups, which may still have unsent bytes: reset at the next flush.
     recent: VecDeque<moq_net::group::Producer>,
@@ -140,12 +143,7 @@ impl GroupWriter {
         *frames += 1;
         self.last_ts_us = self.last_ts_us.max(timestamp_us);
         if *frames >= self.group_frames {
-            let (group, _) = self.open.take().expect("open");
-            group.finish()?;
-            self.recent.push_back(group);
-            while self.recent.len() > RECENT_GROUPS {
-                self.recent.pop_front();
-            }
+            self.finish_open()?;
         }
         Ok(())
     }
@@ -180,21 +178,41 @@ impl GroupWriter {
         }
     }
 
-    /// Write a one-frame marker group announcing `event` for `generation` at `at_us`, where the
-    /// old audio ends; the caller starts the new audio [`MARKER_US`] later, so a stock decoder
-    /// that plays the marker's 2.5 ms "no data" packet ([`crate::wire::loc::marker_payload`]) as
-    /// concealment sees one continuous timeline (an overlap made upstream's decoder reset and
-    /// trim new audio; the measurements are in the README's wire format section). Never below
-    /// what was already written.
+    /// Open a new group with a marker frame announcing `event` for `generation` at `at_us`,
+    /// where the old audio ends; the caller starts the new audio [`MARKER_US`] later, in this
+    /// same group, so a stock decoder that plays the marker's 2.5 ms "no data" packet
+    /// ([`crate::wire::loc::marker_payload`]) as concealment sees one continuous timeline (an
+    /// overlap made upstream's decoder reset and trim new audio; the measurements are in the
+    /// README's wire format section). Never below what was already written. A group still open
+    /// is finished first.
+    ///
+    /// The marker does not get a group of its own: moq-lite sends the newest group first, so a
+    /// one-frame marker group opened at the same moment as the new audio's first group could
+    /// reach a listener after it, and a stock hang player, which plays groups in sequence
+    /// order, waited for the missing marker group until its latency check threw away the new
+    /// reply's first 100 ms (seen on a loaded 2-core machine, `tests/test_stock_player.py`).
     ///
     /// # Errors
     /// [`crate::Error::Moq`] when the track is closed.
     fn marker(&mut self, at_us: u64, generation: u64, event: Event) -> Result<()> {
+        self.finish_open()?;
         let at = at_us.max(self.last_ts_us);
         let mut group = self.track.append_group()?;
         Frame::marker(at, generation, event, self.channels).write_to(&mut group)?;
-        group.finish()?;
+        self.open = Some((group, 0));
         self.last_ts_us = at;
+        Ok(())
+    }
+
+    /// Finish the open group, if any, keeping it for a reset at the next flush.
+    fn finish_open(&mut self) -> Result<()> {
+        if let Some((group, _)) = self.open.take() {
+            group.finish()?;
+            self.recent.push_back(group);
+            while self.recent.len() > RECENT_GROUPS {
+                self.recent.pop_front();
+            }
+        }
         Ok(())
     }
 

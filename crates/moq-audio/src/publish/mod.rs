@@ -7,7 +7,7 @@
 //! - [`pcm_queue`](self): the written PCM not yet encoded, as the writers' own buffers.
 //! - [`queue`](self): the state writers, `flush()` and the pump share under one lock.
 //! - [`groups`](self): frames into MoQ groups under a lock of their own; what a flush resets;
-//!   marker groups.
+//!   the marker that opens a generation's first group.
 //! - [`pump`](self): the task that encodes ahead and hands frames out at their due time.
 //! - [`producer`]: [`AudioProducer`], the public API (write, flush, mark, finish, cancel).
 //! - [`marks`]: marks and heard-up-to, resolved from listener playout reports.

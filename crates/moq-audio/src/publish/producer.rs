@@ -277,7 +277,7 @@ impl AudioProducer {
     /// PCM queue and the encoded frames not yet handed out. Then it wakes the pump, which, before
     /// it hands out any frame of the new generation, closes the flushed generation's groups in
     /// flight (resets them, QUIC RESET_STREAM, per [`ProducerOptions::reset_in_flight`]) and
-    /// writes the new generation's marker group so listeners cut over in band. Wakes writers
+    /// writes the new generation's marker so listeners cut over in band. Wakes writers
     /// waiting on a full queue; their remaining samples are dropped. The next write plays at once.
     /// Never touches the network or waits on a writer (a lock and a few counters); safe from any
     /// thread.

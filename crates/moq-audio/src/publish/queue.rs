@@ -97,7 +97,7 @@ impl State {
     /// Drop everything of the current generation that was not handed out, move to the next
     /// generation, and leave the in-band side of the cut to the pump ([`Self::take_cut`]):
     /// closing the old generation's groups in flight (reset on a cancel, or per
-    /// [`ProducerOptions::reset_in_flight`]) and the marker group announcing `event` (a flush,
+    /// [`ProducerOptions::reset_in_flight`]) and the marker announcing `event` (a flush,
     /// or the cancel that ends the track).
     ///
     /// Nothing here touches the track, so a `flush()` is a lock and a few counters and never
@@ -170,12 +170,12 @@ impl State {
     }
 
     /// Take the pending cut as a [`TrackWrite`] for the track: close (or reset) the old
-    /// generation's groups, then write the current generation's marker group where the timeline
-    /// stands; the new audio starts [`MARKER_US`] after it (timestamps only move forward). The
-    /// pump takes it under the lock before it hands out any frame, so no frame of the new
-    /// generation precedes its marker; a cancel takes it at once, before it ends the track. The
-    /// marker is written even if nothing was sent (a listener may hold nothing, but a relay may
-    /// still hold the reset groups' tails).
+    /// generation's groups, then write the current generation's marker, opening its first
+    /// group, where the timeline stands; the new audio starts [`MARKER_US`] after it
+    /// (timestamps only move forward). The pump takes it under the lock before it hands out
+    /// any frame, so no frame of the new generation precedes its marker; a cancel takes it at
+    /// once, before it ends the track. The marker is written even if nothing was sent (a
+    /// listener may hold nothing, but a relay may still hold the reset groups' tails).
     pub(crate) fn take_cut(&mut self, out: &mut Vec<TrackWrite>) {
         if let Some(cut) = self.cut.take() {
             out.push(TrackWrite::Cut {

@@ -14,7 +14,7 @@
 //!
 //! Why the generation rides in each frame and not in the group sequence (wire v1): stock hang
 //! players follow a group only at sequence + 1, so a jump in the sequence stalled them and made
-//! them drop the start of the new reply; and a marker group alone can be overtaken or skipped.
+//! them drop the start of the new reply; and a marker alone can be overtaken or skipped.
 //! With the generation in every frame, group sequences stay contiguous and a listener learns of
 //! a flush from whichever frame of the new generation reaches it first. The README's "Wire
 //! format" section has the whole picture.
