@@ -220,3 +220,90 @@ async fn a_mark_at_the_end_of_an_odd_length_utterance_resolves_played() {
     drop(player);
     drop(server);
 }
+
+/// The wire shape of a flush, read as a stock player reads it (raw MoQ groups, LOC frames): the
+/// old generation's open group ends, and the marker opens the next group — sequence + 1 — with
+/// the new generation's audio following in that same group, 2.5 ms after the marker. A marker
+/// in a group of its own could reach a stock player after the newer audio group (moq-lite sends
+/// the newest group first), and `@moq/watch` then skipped the new reply's first 100 ms.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flush_marker_opens_the_group_that_carries_the_new_audio() {
+    use moq_audio::wire::loc::{Event, Frame};
+    use moq_net::track::Subscription;
+
+    const T: Duration = Duration::from_secs(10);
+    let (server, publisher, listener) = setup().await;
+    let producer = publisher
+        .publish_audio("bot", ProducerOptions::new(RATE, 1))
+        .unwrap();
+    let broadcast = listener.consume_broadcast("bot", T).await.unwrap();
+    let keep_all = Subscription::default().with_max_age(Duration::from_secs(60));
+    let mut track = tokio::time::timeout(T, broadcast.track("audio").unwrap().subscribe(keep_all))
+        .await
+        .unwrap()
+        .unwrap();
+    producer.write(Pcm::F32(&tone(440.0, 5.0))).await.unwrap();
+
+    // Read whole groups in order: (sequence, frames). Flush once generation 0 has played 300 ms.
+    let mut groups: Vec<(u64, Vec<Frame>)> = Vec::new();
+    let mut flushed = false;
+    let mut new_audio = 0;
+    while new_audio < 5 {
+        let mut group = tokio::time::timeout(T, track.recv_group())
+            .await
+            .expect("recv_group timed out")
+            .expect("recv_group")
+            .expect("the track ended");
+        let sequence = group.sequence;
+        let mut frames = Vec::new();
+        while frames.len() < 6 {
+            let read = tokio::time::timeout(T, group.read_frame()).await;
+            let Some(frame) = read.expect("read timed out").expect("read frame") else {
+                break;
+            };
+            frames.push(Frame::decode(frame.payload).unwrap());
+            if !flushed && frames.len() == 3 && groups.len() == 2 {
+                // Mid-group: the open group must end where the old audio ends.
+                assert_eq!(producer.flush().generation, 1);
+                flushed = true;
+                producer.write(Pcm::F32(&tone(880.0, 1.0))).await.unwrap();
+            }
+        }
+        new_audio += frames
+            .iter()
+            .filter(|f| f.generation == 1 && f.event.is_none())
+            .count();
+        groups.push((sequence, frames));
+    }
+
+    let first_new = groups
+        .iter()
+        .position(|(_, frames)| frames.iter().any(|f| f.generation == 1))
+        .expect("no group of generation 1");
+    let (sequence, frames) = &groups[first_new];
+    let (previous, old) = &groups[first_new - 1];
+    assert_eq!(*sequence, previous + 1, "group sequences stay contiguous");
+    assert!(old.iter().all(|f| f.generation == 0 && f.event.is_none()));
+    let marker = &frames[0];
+    assert_eq!((marker.generation, marker.event), (1, Some(Event::Flush)));
+    assert_eq!(
+        marker.timestamp_us,
+        old.last().unwrap().timestamp_us + 20_000,
+        "the marker sits where the old audio ends"
+    );
+    assert!(
+        frames.len() == 6
+            && frames[1..]
+                .iter()
+                .all(|f| f.generation == 1 && f.event.is_none()),
+        "the new audio follows the marker in its group: {:?}",
+        frames
+            .iter()
+            .map(|f| (f.generation, f.event))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(frames[1].timestamp_us, marker.timestamp_us + 2_500);
+
+    producer.cancel();
+    drop(server);
+}
