@@ -111,6 +111,12 @@ def demo(tmp_path):
         (ARTIFACTS / "browser-agent.log").write_text(err or "")
 
 
+# One rerun, only for an answer mark that resolved "unknown": in 2 of about 8 fresh-clone runs on
+# a loaded 2-core machine (2026-11-22, one of them in CI) the page stopped sending playout reports
+# short of the answer's end, so the mark timed out. Suspected: the answer's last, padded frame
+# leaves when the listener reaches it (publish/pump.rs, partial_deadline) and arrives after the
+# page ran dry; not confirmed. Every other assertion fails at once.
+@pytest.mark.flaky(reruns=1, only_rerun=["the answer's mark resolved 'unknown'"])
 def test_talking_over_the_bot_in_chromium_silences_it_and_it_answers(demo, tmp_path):
     from playwright.sync_api import sync_playwright
 
@@ -189,7 +195,9 @@ def test_talking_over_the_bot_in_chromium_silences_it_and_it_answers(demo, tmp_p
                 "the answer's mark",
                 poll,
             )[0]
-            assert answered["state"] == "played" and answered["listener"] == state()["listenerId"], answered
+            assert answered["state"] == "played" and answered["listener"] == state()["listenerId"], (
+                f"the answer's mark resolved {answered['state']!r}: {answered}"
+            )
 
             # 5. The Interrupt button path: during the next reply.
             def next_reply():
