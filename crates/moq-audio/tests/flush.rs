@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use moq_audio::{
-    AudioConsumer, ConnectOptions, ConsumerOptions, Pcm, Player, PlayerOptions, ProducerOptions,
-    Server, ServerOptions, Session, WriteOutcome,
+    AudioBroadcast, AudioConsumer, ConnectOptions, ConsumerOptions, Pcm, Player, PlayerOptions,
+    ProducerOptions, Server, ServerOptions, Session, WriteOutcome,
 };
 
 const RATE: u32 = 24_000;
@@ -30,9 +30,8 @@ async fn setup() -> (Server, Session, Session) {
     (server, a, b)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn flush_cuts_the_old_generation_and_the_new_one_plays_at_once() {
-    let (server, publisher, listener) = setup().await;
+/// `publisher` publishes broadcast "bot" (mono, [`RATE`]) and `listener` subscribes to it.
+async fn bot(publisher: &Session, listener: &Session) -> (AudioBroadcast, AudioConsumer) {
     let producer = publisher
         .publish_audio("bot", ProducerOptions::new(RATE, 1))
         .unwrap();
@@ -40,6 +39,13 @@ async fn flush_cuts_the_old_generation_and_the_new_one_plays_at_once() {
         .subscribe_audio("bot", ConsumerOptions::default())
         .await
         .unwrap();
+    (producer, consumer)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flush_cuts_the_old_generation_and_the_new_one_plays_at_once() {
+    let (server, publisher, listener) = setup().await;
+    let (producer, consumer) = bot(&publisher, &listener).await;
 
     // 5 s of speech-like audio at once: it waits in the producer's queue, not on the network.
     assert_eq!(
@@ -113,13 +119,7 @@ async fn flush_cuts_the_old_generation_and_the_new_one_plays_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn player_renders_at_most_the_fade_of_old_audio_after_the_new_generation_arrives() {
     let (server, publisher, listener) = setup().await;
-    let producer = publisher
-        .publish_audio("bot", ProducerOptions::new(RATE, 1))
-        .unwrap();
-    let consumer: AudioConsumer = listener
-        .subscribe_audio("bot", ConsumerOptions::default())
-        .await
-        .unwrap();
+    let (producer, consumer) = bot(&publisher, &listener).await;
     let dir = std::env::temp_dir().join(format!("moq-audio-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let wav = dir.join("heard.wav");
@@ -165,13 +165,7 @@ async fn player_renders_at_most_the_fade_of_old_audio_after_the_new_generation_a
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wav_file_that_cannot_be_written_ends_the_player_with_the_io_error() {
     let (server, publisher, listener) = setup().await;
-    let producer = publisher
-        .publish_audio("bot", ProducerOptions::new(RATE, 1))
-        .unwrap();
-    let consumer = listener
-        .subscribe_audio("bot", ConsumerOptions::default())
-        .await
-        .unwrap();
+    let (producer, consumer) = bot(&publisher, &listener).await;
     let mut options = PlayerOptions::default();
     options.wav_path = Some("/dev/full".into());
     let mut player = Player::start(consumer, options, None).unwrap();
